@@ -1,0 +1,16 @@
+# mfsha: see README.md. Every target installs what it needs through `setup`.
+PY := .venv/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup demo test test-unit test-render test-lab test-vm test-integration bench faults lab-up lab-down lab-status clean
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	$(PYTEST) test
+
+test-unit: setup
+	$(PYTEST) test/unit
+
+test-render: setup
+	$(PYTEST) test/render
