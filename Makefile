@@ -14,3 +14,7 @@ test-unit: setup
 
 test-render: setup
 	$(PYTEST) test/render
+
+# The real DRBD tier: two qemu (TCG) VMs; the image is built once into /var/cache/mfsha/vm-<key> (~3-5 min cold).
+test-vm: setup
+	$(PYTEST) -m vm test/lab/vm

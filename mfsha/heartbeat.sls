@@ -1,0 +1,103 @@
+{#- heartbeat v1 owns the storage, the VIP and mfsmaster: haresources in the classic order. On the first deploy
+    the preferred node gives back what storage.sls acquired before heartbeat starts; the other node joins only
+    once the cluster serves, so the two never race for the storage. #}
+{%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- set st = mfsha.storage %}
+{%- set hb = mfsha.heartbeat %}
+{%- set ha = mfsha.os.ha_dir %}
+{%- set port = mfsha.master.config.MATOCL_LISTEN_PORT %}
+{%- set bootstrap = salt["mfsha.bootstrap_needed"](mfsha) %}
+{%- set running = salt["mfsha.heartbeat_running"]() %}
+
+mfsha-heartbeat-packages:
+  pkg.installed:
+    - pkgs: {{ mfsha.os.pkgs.heartbeat | json }}
+    - install_recommends: False   # else ~100 packages, pacemaker among them
+
+{#- shellfuncs writes a cluster message to the FIFO in pieces; two at once interleave and no node takes the
+    resources (`NV failure (msgfromsteam)`). One printf is one write, below PIPE_BUF, so it is atomic. #}
+mfsha-heartbeat-clustermsg-written-at-once:
+  file.replace:
+    - name: {{ ha }}/shellfuncs
+    - pattern: '^\s*\(echo ">>>"; cat -; echo "<<<"\)\s*\|\s*cat - >> \$HA_FIFO\s*$'
+    - repl: '	printf ">>>\\n%s\\n<<<\\n" "$(cat -)" >> $HA_FIFO  # mfsha: one write, no interleaving'
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
+{%- for file, mode in [("ha.cf", "0644"), ("authkeys", "0600"), ("haresources", "0644")] %}
+mfsha-heartbeat-{{ file }}:
+  file.managed:
+    - name: {{ ha }}/{{ file }}
+    - source: salt://{{ tpldir }}/files/{{ file }}.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+    - mode: "{{ mode }}"
+{%- if file == "authkeys" %}
+    - show_changes: False
+{%- endif %}
+    - require:
+      - pkg: mfsha-heartbeat-packages
+{%- endfor %}
+
+mfsha-heartbeat-mfsmaster-resource-agent:
+  file.managed:
+    - name: {{ ha }}/resource.d/MFSMaster
+    - source: salt://{{ tpldir }}/files/MFSMaster.sh.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+    - mode: "0755"
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
+{%- if bootstrap %}
+mfsha-heartbeat-bootstrap-storage-unmounted:
+  mount.unmounted:
+    - name: {{ st.mountpoint }}
+    - require:
+      - sls: {{ tpldir }}.master
+    - require_in:
+      - service: mfsha-heartbeat-service
+{%- if st.type == "drbd" %}
+
+mfsha-heartbeat-bootstrap-drbd-demoted:
+  drbd.demoted:
+    - name: {{ st.drbd.resource }}
+    - require:
+      - mount: mfsha-heartbeat-bootstrap-storage-unmounted
+    - require_in:
+      - service: mfsha-heartbeat-service
+{%- endif %}
+{%- elif not running and mfsha.me.id != mfsha.preferred %}
+mfsha-heartbeat-join-after-cluster-serves:
+  mfsha.serving:
+    - name: {{ mfsha.vip.address }}
+    - port: {{ port }}
+    - timeout: {{ hb.join_timeout }}
+    - require_in:
+      - service: mfsha-heartbeat-service
+{%- endif %}
+
+mfsha-heartbeat-service:
+  service.running:
+    - name: {{ mfsha.os.services.heartbeat }}
+    - enable: True
+    - reload: True   # re-reads its configuration; a restart would move the resources
+    - require:
+      - file: mfsha-heartbeat-clustermsg-written-at-once
+      - file: mfsha-heartbeat-mfsmaster-resource-agent
+    - watch:
+      - file: mfsha-heartbeat-ha.cf
+      - file: mfsha-heartbeat-authkeys
+      - file: mfsha-heartbeat-haresources
+
+{%- if bootstrap %}
+mfsha-heartbeat-cluster-serves:
+  mfsha.serving:
+    - name: {{ mfsha.vip.address }}
+    - port: {{ port }}
+    - timeout: {{ hb.initdead + mfsha.failover.serve_timeout }}
+    - require:
+      - service: mfsha-heartbeat-service
+{%- endif %}

@@ -1,0 +1,14 @@
+{#- Computed includes: each minion gets the concerns of its roles in its cluster (see pillar.example). #}
+{%- from tpldir ~ "/map.jinja" import mfsha with context %}
+include:
+{%- if "master" in mfsha.roles %}
+  - .storage
+  - .master
+  - .heartbeat
+{%- endif %}
+{%- if mfsha.roles | reject("equalto", "master") | list %}
+  - .clients
+{%- endif %}
+{%- if not mfsha.roles %}
+  - .none
+{%- endif %}

@@ -1,0 +1,97 @@
+{#- Storage under the master's DATA_PATH: the DRBD resource (or the shared disk), made once, never remade.
+    On the very first deploy the preferred node acquires it to create the filesystem and seed the metadata
+    (master.sls); heartbeat.sls hands it back to heartbeat, its only owner from then on. #}
+{%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- set st = mfsha.storage %}
+{%- set bootstrap = salt["mfsha.bootstrap_needed"](mfsha) %}
+
+mfsha-storage-mountpoint-directory:
+  file.directory:
+    - name: {{ st.mountpoint }}
+    - makedirs: True
+
+{%- if st.type == "drbd" %}
+{%- set d = st.drbd %}
+mfsha-storage-drbd-packages:
+  pkg.installed:
+    - pkgs: {{ mfsha.os.pkgs.drbd | json }}
+
+mfsha-storage-drbd-split-brain-handler:
+  file.managed:
+    - name: /usr/local/sbin/mfsha-drbd-split-brain
+    - source: salt://{{ tpldir }}/files/drbd-split-brain.sh
+    - mode: "0755"
+
+mfsha-storage-drbd-resource-{{ d.resource }}:
+  file.managed:
+    - name: /etc/drbd.d/{{ d.resource }}.res
+    - source: salt://{{ tpldir }}/files/drbd.res.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+        drbd_major: {{ salt["mfsha.drbd_major"]() }}
+    - mode: "0600"        # holds the shared secret
+    - show_changes: False
+    - makedirs: True
+    # the real parser must accept it before it replaces the live file (salt appends the temp file)
+    - check_cmd: drbdadm dump {{ d.resource }} -c
+    - require:
+      - pkg: mfsha-storage-drbd-packages
+
+mfsha-storage-drbd-{{ d.resource }}-metadata-created:
+  drbd.initialized:
+    - name: {{ d.resource }}
+    - require:
+      - file: mfsha-storage-drbd-resource-{{ d.resource }}
+
+mfsha-storage-drbd-{{ d.resource }}-up:
+  drbd.up:
+    - name: {{ d.resource }}
+    - require:
+      - drbd: mfsha-storage-drbd-{{ d.resource }}-metadata-created
+
+mfsha-storage-drbd-{{ d.resource }}-adjusted:
+  cmd.run:
+    - name: drbdadm adjust {{ d.resource }}
+    - onchanges:
+      - file: mfsha-storage-drbd-resource-{{ d.resource }}
+    - require:
+      - drbd: mfsha-storage-drbd-{{ d.resource }}-up
+{%- endif %}
+
+{%- if bootstrap %}
+{%- if st.type == "drbd" %}
+{#- A fresh pair (both sides Inconsistent, connected) is synced from here; anything else is never forced. #}
+mfsha-storage-drbd-{{ st.drbd.resource }}-initial-sync-source:
+  drbd.initial_sync_source:
+    - name: {{ st.drbd.resource }}
+    - timeout: {{ mfsha.heartbeat.join_timeout }}
+    - require:
+      - drbd: mfsha-storage-drbd-{{ st.drbd.resource }}-up
+
+mfsha-storage-drbd-{{ st.drbd.resource }}-promoted-for-bootstrap:
+  drbd.promoted:
+    - name: {{ st.drbd.resource }}
+    - require:
+      - drbd: mfsha-storage-drbd-{{ st.drbd.resource }}-initial-sync-source
+    - require_in:
+      - cmd: mfsha-storage-filesystem-created
+{%- endif %}
+
+mfsha-storage-filesystem-created:
+  cmd.run:
+    - name: mkfs.{{ st.fstype }} -q {{ st.device }}
+    # any signature (filesystem, partition table, LVM...) means data: never format it
+    - unless: blkid -p {{ st.device }}
+
+mfsha-storage-mounted-for-bootstrap:
+  mount.mounted:
+    - name: {{ st.mountpoint }}
+    - device: {{ st.device }}
+    - fstype: {{ st.fstype }}
+    - mkmnt: True
+    - persist: False
+    - require:
+      - cmd: mfsha-storage-filesystem-created
+      - file: mfsha-storage-mountpoint-directory
+{%- endif %}
