@@ -1,0 +1,136 @@
+"""Pillar validation (_utils/mfsha_pillar.py): every bad-pillar class gets one message naming the key path."""
+import copy
+import pathlib
+import sys
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "_utils"))
+import mfsha_pillar  # noqa: E402
+
+DEFAULTS = yaml.safe_load((REPO / "mfsha/defaults.yaml").read_text())
+OSMAP = yaml.safe_load((REPO / "mfsha/osfamilymap.yaml").read_text())["Debian"]
+EXAMPLE = yaml.safe_load((REPO / "pillar.example").read_text())["mfsha"]
+P = "mfsha:clusters:paris"
+
+
+def example(**changes):
+    """pillar.example's `mfsha` with `changes` applied: {"a:b:c": value}; value DELETE removes the key."""
+    pillar = copy.deepcopy(EXAMPLE)
+    for path, value in changes.items():
+        *parents, last = path.split(":")
+        node = pillar["clusters"]
+        for key in parents:
+            node = node[key]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return pillar
+
+
+DELETE = object()
+
+
+def error_of(pillar):
+    with pytest.raises(mfsha_pillar.PillarError) as err:
+        mfsha_pillar.validate(pillar, DEFAULTS)
+    return str(err.value)
+
+
+def test_example_is_valid_and_complete():
+    clusters = mfsha_pillar.validate(EXAMPLE, DEFAULTS)
+    assert sorted(clusters) == ["berlin", "paris"]
+    paris = clusters["paris"]
+    assert [n["id"] for n in paris["nodes"]] == ["paris-mfs1", "paris-mfs2"]
+    assert paris["storage"]["device"] == "/dev/drbd0" and paris["storage"]["drbd"]["minor"] == 0
+    assert paris["master"]["config"]["CHANGELOG_SAVE_MODE"] == 2  # the safe default survives the merge
+    assert paris["master"]["config"]["MATIC_WORKERS"] == 1       # and the pillar's own key is added
+    berlin = clusters["berlin"]
+    assert berlin["preferred"] == "berlin-mfs1" and berlin["nodes"][0]["hostname"] == "berlin-mfs1"
+    assert berlin["storage"]["device"] == "/dev/disk/by-id/wwn-0x600508b1001c6d4b"
+
+
+def test_settings_pick_the_minions_cluster_and_roles():
+    s = mfsha_pillar.settings(EXAMPLE, DEFAULTS, OSMAP, "berlin-mfs2")
+    assert (s["cluster"], s["roles"], s["me"]["address"], s["peer"]["id"]) == \
+        ("berlin", ["master"], "192.168.7.22", "berlin-mfs1")
+    assert mfsha_pillar.settings(EXAMPLE, DEFAULTS, OSMAP, "berlin-cs1")["roles"] == ["chunkserver", "metalogger"]
+    assert mfsha_pillar.settings(EXAMPLE, DEFAULTS, OSMAP, "nobody")["roles"] == []
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"paris:nodes:paris-mfs3": {"address": "10.20.0.13"}},
+     f"invalid pillar {P}:nodes: ['paris-mfs1', 'paris-mfs2', 'paris-mfs3'] must name exactly two master nodes"),
+    ({"paris:nodes:paris-mfs2": DELETE, "paris:storage:drbd:disks:paris-mfs2": DELETE},
+     f"invalid pillar {P}:nodes: ['paris-mfs1'] must name exactly two master nodes"),
+    ({"paris:preferred": "paris-mfs9"},
+     f"invalid pillar {P}:preferred: 'paris-mfs9' is not one of the nodes (paris-mfs1, paris-mfs2)"),
+    ({"paris:vip:address": "10.20.0.300"}, f"invalid pillar {P}:vip:address: '10.20.0.300' is not an IP address"),
+    ({"paris:vip:address": "10.21.0.10"},
+     f"invalid pillar {P}:vip:address: '10.21.0.10/24' is outside the subnet of node paris-mfs1 (10.20.0.11)"),
+    ({"paris:nodes:paris-mfs2:address": "10.20.0.11"},
+     f"invalid pillar {P}:nodes:paris-mfs2:address: '10.20.0.11' duplicates the other node's address"),
+    ({"paris:vip:address": "10.20.0.12"},
+     f"invalid pillar {P}:vip:address: '10.20.0.12' duplicates the address of node paris-mfs2"),
+    ({"paris:storage:type": "nfs"}, f"invalid pillar {P}:storage:type: 'nfs' must be drbd or shared"),
+    ({"paris:storage:drbd:secret": DELETE},
+     f"invalid pillar {P}:storage:drbd:secret: '' is missing: set a random secret, e.g. `openssl rand -hex 16`"),
+    ({"paris:heartbeat:auth_key": "CHANGE-ME-please"},
+     f"invalid pillar {P}:heartbeat:auth_key: 'CH***' is a placeholder or shorter than 12 characters"),
+    ({"paris:heartbeat:auth_key": "short"},
+     f"invalid pillar {P}:heartbeat:auth_key: 'sh***' is a placeholder or shorter than 12 characters"),
+    ({"paris:vip:interface": "eth0; rm -rf /"},
+     f"invalid pillar {P}:vip:interface: 'eth0; rm -rf /' must be a plain value (no spaces, quotes, newlines or "
+     "shell metacharacters)"),
+    ({"paris:master:config:MATIC_WORKERS": "1\nDATA_PATH = /tmp"},
+     f"invalid pillar {P}:master:config:MATIC_WORKERS: '1\\nDATA_PATH = /tmp' must be a plain value (no spaces, "
+     "quotes, newlines or shell metacharacters)"),
+    ({"paris:storage:drbd:disks:paris-mfs1": "/dev/vdb$(reboot)"},
+     f"invalid pillar {P}:storage:drbd:disks:paris-mfs1: '/dev/vdb$(reboot)' must be an absolute path without "
+     "spaces or shell metacharacters"),
+    ({"paris:clients:options": ["allow_other`id`"]},
+     f"invalid pillar {P}:clients:options:0: 'allow_other`id`' must be a plain value (no spaces, quotes, newlines or "
+     "shell metacharacters)"),
+    ({"paris:master:exports": [{"network": "*", "path": "/", "options": "rw\n* / rw"}]},
+     f"invalid pillar {P}:master:exports:0:options: 'rw\\n* / rw' must be a plain value (no spaces, quotes, "
+     "newlines or shell metacharacters)"),
+    ({"paris:heartbeat:deadtim": 10},
+     f"invalid pillar {P}:heartbeat:deadtim: 10 is not a known key (known: auth_key, auto_failback, deadtime, "
+     "initdead, join_timeout, keepalive, ping_nodes, udpport, warntime)"),
+    ({"paris:master:config:DATA_PATH": "/var/lib/mfs"},
+     f"invalid pillar {P}:master:config:DATA_PATH: '/var/lib/mfs' is set by the formula from storage:mountpoint"),
+    ({"paris:heartbeat:initdead": 8}, f"invalid pillar {P}:heartbeat:initdead: 8 must be at least twice deadtime"),
+    ({"paris:storage:drbd:protocol": "D"}, f"invalid pillar {P}:storage:drbd:protocol: 'D' must be A, B or C"),
+    ({"paris:storage:drbd:disks": {"paris-mfs1": "/dev/vdb"}},
+     f"invalid pillar {P}:storage:drbd:disks: {{'paris-mfs1': '/dev/vdb'}} must give one backing disk for each of "
+     "the two nodes"),
+    ({"paris:storage:drbd:after_sb_2pri": "discard-secondary"},
+     f"invalid pillar {P}:storage:drbd:after_sb_2pri: 'discard-secondary' must be one of call-pri-lost-after-sb, "
+     "disconnect, violently-as0p"),
+], ids=["three-nodes", "one-node", "unknown-preferred", "vip-not-ip", "vip-outside-subnet", "duplicate-node-address",
+        "vip-duplicates-node", "unknown-storage-type", "missing-secret", "placeholder-secret", "short-secret",
+        "shell-metachar-interface", "newline-in-config", "shell-metachar-disk", "backtick-client-option",
+        "newline-in-exports", "unknown-key", "forced-data-path", "initdead-too-short", "bad-protocol",
+        "missing-disk", "unsafe-after-sb"])
+def test_bad_pillar_is_rejected_with_its_key_path(changes, message):
+    assert error_of(example(**changes)) == message
+
+
+def test_a_node_cannot_serve_two_clusters():
+    pillar = example()
+    pillar["clusters"]["berlin"]["nodes"]["paris-mfs1"] = pillar["clusters"]["berlin"]["nodes"].pop("berlin-mfs1")
+    pillar["clusters"]["berlin"]["nodes"]["paris-mfs1"]["address"] = "192.168.7.29"
+    assert error_of(pillar) == "invalid pillar mfsha:clusters:paris:nodes:paris-mfs1: 'paris-mfs1' is already used " \
+                               "by cluster berlin"
+
+
+def test_no_clusters_at_all():
+    assert error_of({}) == "invalid pillar mfsha:clusters: None must map at least one cluster name to its settings"
+
+
+def test_secret_is_never_echoed_in_full():
+    msg = error_of(example(**{"paris:storage:drbd:secret": "password-9f8e7d6c5b"}))
+    assert "password-9f8e7d6c5b" not in msg and "storage:drbd:secret: 'pa***'" in msg
