@@ -7,11 +7,11 @@ import glob
 import os
 import re
 import shutil
-import socket
 import time
 
 import yaml
-import mfsha_pillar  # _utils/, put on sys.path by Salt's loader while this module loads
+import mfsha_mfs  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_pillar
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "mfsha"
@@ -55,13 +55,12 @@ def clusters(defaults=None):
         raise CommandExecutionError(f"mfsha: {exc}") from None
 
 
-def tcp_answers(host, port, timeout=1.0):
-    """True when something accepts a TCP connection on host:port within `timeout` seconds."""
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def serves(host, port, timeout=1.0):
+    """True when a MooseFS master answers a protocol request on host:port within `timeout` seconds.
+
+    A TCP accept is not enough: a hung master's kernel still accepts, and so do some networks' middleboxes.
+    """
+    return mfsha_mfs.probe(host, int(port), timeout)[0]
 
 
 def heartbeat_running():
@@ -82,14 +81,14 @@ def bootstrap_needed(cfg=None):
         return False
     if heartbeat_running():
         return False
-    return not tcp_answers(cfg["vip"]["address"], cfg["master"]["config"]["MATOCL_LISTEN_PORT"])
+    return not serves(cfg["vip"]["address"], cfg["master"]["config"]["MATOCL_LISTEN_PORT"])
 
 
 def wait_serving(host, port, timeout=60, interval=1.0):
-    """Wait until host:port accepts connections; returns seconds waited. Raises after `timeout` seconds."""
+    """Wait until a master serves on host:port; returns seconds waited. Raises after `timeout` seconds."""
     start = time.monotonic()
     while True:
-        if tcp_answers(host, port, timeout=min(interval, 2.0)):
+        if serves(host, port, timeout=min(interval, 2.0)):
             return round(time.monotonic() - start, 2)
         if time.monotonic() - start >= timeout:
             raise CommandExecutionError(f"mfsha: nothing serves on {host}:{port} after {timeout} s")

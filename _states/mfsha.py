@@ -32,7 +32,7 @@ def serving(name, port=9421, timeout=60):
     """Something serves on `name`:`port` (the cluster's VIP) within `timeout` seconds. Changes nothing."""
     ret = _ret(f"{name}:{port}")
     if __opts__["test"]:
-        answers = __salt__["mfsha.tcp_answers"](name, port)
+        answers = __salt__["mfsha.serves"](name, port)
         ret["result"] = True if answers else None
         ret["comment"] = f"{name}:{port} {'serves' if answers else 'would be waited for'}"
         return ret

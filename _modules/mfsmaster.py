@@ -1,0 +1,255 @@
+"""MooseFS master control and health for mfsha.
+
+Every command runs through cmd.run_all (python_shell=False); a failing command raises
+CommandExecutionError carrying its stderr. Parsers and the protocol probe live in _utils/mfsha_mfs.py.
+The config path defaults to the minion option `mfsmaster.cfg`, else /mfsconf/mfsmaster.cfg.
+"""
+import os
+import pwd
+import time
+
+import mfsha_mfs  # synced _utils; must be imported at load time (see PREAMBLE)
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "mfsmaster"
+DEFAULT_CFG = "/mfsconf/mfsmaster.cfg"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _path(cfg):
+    return cfg or __opts__.get("mfsmaster.cfg", DEFAULT_CFG)
+
+
+def _settings(cfg):
+    path = _path(cfg)
+    try:
+        with open(path) as fh:
+            return mfsha_mfs.parse_cfg(fh.read())
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError("cannot read mfsmaster config {}: {}".format(path, exc)) from None
+
+
+def _run(args, timeout=10):
+    return __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True, timeout=timeout)
+
+
+def _text(res):
+    # mfsmaster writes its messages to stderr, ending some with a NUL byte; mfscli to stdout
+    parts = (res.get("stderr") or "", res.get("stdout") or "")
+    return "\n".join(p.replace("\x00", "").strip() for p in parts if p.strip("\x00 \n"))
+
+
+def _fail(args, res):
+    raise CommandExecutionError("`{}` failed (exit {}): {}".format(" ".join(args), res["retcode"], _text(res)))
+
+
+def _test(cfg):
+    """pid of the running master or None (`mfsmaster test`: exit 0 `mfsmaster pid: N`, exit 1 not running)."""
+    args = ["mfsmaster", "-c", _path(cfg), "test"]
+    res = _run(args)
+    text = _text(res)
+    if res["retcode"] == 0 and text.startswith("mfsmaster pid:"):
+        return int(text.split(":", 1)[1])
+    if res["retcode"] == 1 and "is not running" in text:
+        return None
+    _fail(args, res)
+
+
+def running(cfg=None):
+    """True when the mfsmaster of this config holds its lock (it may still be hung: see health)."""
+    return _test(cfg) is not None
+
+
+def health(cfg=None, host=None, port=None, timeout=1.0):
+    """Process, client port and protocol answer of the master, bounded by `timeout` for the network part.
+
+    Returns {"healthy", "process", "pid", "port", "protocol", "latency_s", "version", "metadata_version",
+    "address", "errors": [..], "detail"}; healthy = process and port and protocol. A SIGSTOPped master
+    holds its lock and accepts TCP (kernel backlog) but never answers: protocol False."""
+    out = {"healthy": False, "process": False, "pid": None, "port": False, "protocol": False,
+           "latency_s": None, "version": None, "metadata_version": None, "address": None, "errors": []}
+    try:
+        out["pid"] = _test(cfg)
+        out["process"] = out["pid"] is not None
+        if not out["process"]:
+            out["errors"].append("mfsmaster is not running")
+    except CommandExecutionError as exc:
+        out["errors"].append(str(exc))
+    if host is None or port is None:
+        try:
+            def_host, def_port = mfsha_mfs.client_address(_settings(cfg))
+        except (CommandExecutionError, ValueError) as exc:
+            out["errors"].append(str(exc))
+            out["detail"] = "; ".join(out["errors"])
+            return out
+        host, port = host or def_host, port or def_port
+    out["address"] = "{}:{}".format(host, port)
+    start = time.monotonic()
+    try:
+        info = mfsha_mfs.master_info(host, int(port), timeout)
+        out.update(port=True, protocol=True, latency_s=info["latency_s"], version=info["version"],
+                   metadata_version=info["metadata_version"])
+    except mfsha_mfs.ProbeError as exc:
+        out["port"] = exc.stage != "connect"
+        out["latency_s"] = time.monotonic() - start
+        out["errors"].append(str(exc))
+    out["healthy"] = out["process"] and out["port"] and out["protocol"]
+    out["detail"] = "; ".join(out["errors"]) or "mfsmaster {} serving on {} (pid {}, metadata version {})".format(
+        out["version"], out["address"], out["pid"], out["metadata_version"])
+    return out
+
+
+def metadata_version(cfg=None, source="running", host=None, port=None):
+    """Next change id of the metadata (int).
+
+    source="running": asks the live master through `mfscli -SIM` (raises when no working master answers;
+    mfscli itself exits 0 then). source="disk": what `mfsmaster -a` would restore from DATA_PATH (metadata
+    file + contiguous changelogs); same numbering, so the two are comparable."""
+    if source == "disk":
+        state = _disk(_settings(cfg)["DATA_PATH"])
+        if state["metadata_file"] is None:
+            raise CommandExecutionError("no metadata.mfs or metadata.mfs.back in DATA_PATH")
+        return state["version"]
+    if source != "running":
+        raise CommandExecutionError("source must be 'running' or 'disk', not {!r}".format(source))
+    if host is None or port is None:
+        def_host, def_port = mfsha_mfs.client_address(_settings(cfg))
+        host, port = host or def_host, port or def_port
+    args = ["mfscli", "-H", str(host), "-P", str(port), "-SIM", "-s", "|"]
+    res = _run(args, timeout=30)
+    if res["retcode"] != 0:
+        _fail(args, res)
+    parsed = mfsha_mfs.parse_mfscli(res["stdout"])
+    if parsed["leader"] is None:
+        states = ", ".join("{} {}".format(r["ip"], r["state"]) for r in parsed["masters"])
+        raise CommandExecutionError("no working master at {}:{}: {} ({})".format(
+            host, port, "; ".join(parsed["errors"]) or "no leader", states or "no rows"))
+    return parsed["leader"]["metadata_version"]
+
+
+def _disk(data_path):
+    try:
+        return mfsha_mfs.disk_state(data_path)
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError("cannot read metadata in {}: {}".format(data_path, exc)) from None
+
+
+def start(cfg=None, timeout=120):
+    """`mfsmaster -a -c CFG start` (-a replays changelogs after a crash; harmless after a clean stop).
+    Returns {"pid", "log"} once the daemon reports `initialized properly`."""
+    args = ["mfsmaster", "-a", "-c", _path(cfg), "start"]
+    res = _run(args, timeout=timeout)
+    if res["retcode"] != 0:
+        _fail(args, res)
+    return {"pid": _test(cfg), "log": _text(res)}
+
+
+def stop(cfg=None, timeout=30, kill=False):
+    """Stop the master and wait until its process is gone.
+
+    `mfsmaster stop` (SIGTERM; the master saves metadata) is bounded by `timeout`; a SIGSTOPped master
+    never finishes it. With kill=True a master still running then gets `mfsmaster kill` (SIGKILL; the
+    next start replays changelogs with -a). Returns {"was_running", "killed", "log"}; raises if the
+    process is still there STOP_GRACE_S after the last command."""
+    path = _path(cfg)
+    if _test(cfg) is None:
+        return {"was_running": False, "killed": False, "log": "mfsmaster is not running"}
+    log = _text(_run(["mfsmaster", "-c", path, "stop"], timeout=timeout))
+    killed = False
+    if kill and _test(cfg) is not None:  # stop timed out or failed: no point in a grace period
+        args = ["mfsmaster", "-c", path, "kill"]
+        res = _run(args, timeout=15)
+        if res["retcode"] != 0:
+            _fail(args, res)
+        log, killed = log + "\n" + _text(res), True
+    if not _gone(cfg):
+        raise CommandExecutionError("mfsmaster ({}) still running after {}: {}".format(
+            path, "SIGKILL" if killed else "stop", log))
+    return {"was_running": True, "killed": killed, "log": log}
+
+
+STOP_GRACE_S = 5  # after the stop/kill command returned (or timed out), how long the process may linger
+
+
+def _gone(cfg):
+    deadline = time.monotonic() + STOP_GRACE_S
+    while _test(cfg) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def reload(cfg=None):
+    """`mfsmaster reload` (SIGHUP: re-reads mfsmaster.cfg and mfsexports.cfg). Raises when not running
+    (mfsmaster itself would exit 0 with `can't find process`)."""
+    if _test(cfg) is None:
+        raise CommandExecutionError("mfsmaster ({}) is not running; nothing to reload".format(_path(cfg)))
+    args = ["mfsmaster", "-c", _path(cfg), "reload"]
+    res = _run(args)
+    if res["retcode"] != 0:
+        _fail(args, res)
+    return {"log": _text(res)}
+
+
+def data_path_ok(cfg=None):
+    """Can mfsmaster -a start from DATA_PATH? Checks ownership by WORKING_USER, a metadata file, no
+    changelog hole and who holds the lock file.
+
+    Returns {"ok", "problems": [str], "data_path", "user", "metadata_file", "metadata_version", "version",
+    "changelogs": {name: [first, last]}, "hole", "lock_pid"}. lock_pid: process holding
+    .mfsmaster.lock (a running master), None when free."""
+    settings = _settings(cfg)
+    data_path, user = settings["DATA_PATH"], settings["WORKING_USER"]
+    out = {"ok": False, "problems": [], "data_path": data_path, "user": user, "metadata_file": None,
+           "metadata_version": None, "version": None, "changelogs": {}, "hole": None, "lock_pid": None}
+    problems = out["problems"]
+    if not os.path.isdir(data_path):
+        problems.append("DATA_PATH {} is not a directory".format(data_path))
+        return out
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        uid = None
+        problems.append("WORKING_USER {} does not exist".format(user))
+    if uid is not None:
+        names = ["."] + [n for n in sorted(os.listdir(data_path)) if mfsha_mfs.MASTER_FILE_RE.match(n)]
+        wrong = [n for n in names if os.lstat(os.path.join(data_path, n)).st_uid != uid]
+        if wrong:
+            problems.append("not owned by {} in {}: {}".format(user, data_path, ", ".join(wrong)))
+    try:
+        state = mfsha_mfs.disk_state(data_path)
+    except (OSError, ValueError) as exc:
+        problems.append("cannot read metadata: {}".format(exc))
+        state = None
+    if state:
+        out.update(metadata_file=state["metadata_file"], metadata_version=state["metadata_version"],
+                   version=state["version"], hole=state["hole"],
+                   changelogs={n: list(r) for n, r in state["changelogs"].items()})
+        if state["metadata_file"] is None:
+            problems.append("no metadata.mfs or metadata.mfs.back in {} (seed a new one from "
+                            "/var/lib/mfs/metadata.mfs.empty)".format(data_path))
+        if state["hole"]:
+            h = state["hole"]
+            problems.append("changelog hole: changes {}..{} missing between {} and {}; mfsmaster -a will "
+                            "refuse (copy the metaloggers' changelog_ml*.mfs into DATA_PATH)".format(
+                                h["from"], h["to"], h["after"] or state["metadata_file"], h["before"]))
+    lock = os.path.join(data_path, ".mfsmaster.lock")
+    if os.path.exists(lock):
+        out["lock_pid"] = mfsha_mfs.lock_holder(lock)
+        if out["lock_pid"] is not None and _comm(out["lock_pid"]) != "mfsmaster":
+            problems.append("{} is locked by pid {} ({}), not mfsmaster".format(
+                lock, out["lock_pid"], _comm(out["lock_pid"])))
+    out["ok"] = not problems
+    return out
+
+
+def _comm(pid):
+    try:
+        with open("/proc/{}/comm".format(pid)) as fh:
+            return fh.read().strip()
+    except OSError:
+        return "?"
