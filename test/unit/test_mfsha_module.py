@@ -1,0 +1,78 @@
+"""_modules/mfsha.py functions that work on real files: metadata seeding and migration, and pillar.example coverage."""
+import os
+import pathlib
+import pwd
+
+import pytest
+import yaml
+
+from conftest import REPO, load_salt_module
+
+mfsha = load_salt_module("_modules/mfsha.py")
+ME = pwd.getpwuid(os.getuid()).pw_name
+EMPTY = b"MFSM NEW"  # what /var/lib/mfs/metadata.mfs.empty holds
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    data, legacy = tmp_path / "mfsconf", tmp_path / "var-lib-mfs"
+    data.mkdir()
+    legacy.mkdir()
+    (legacy / "metadata.mfs.empty").write_bytes(EMPTY)
+    return data, legacy
+
+
+def seed(data, legacy, test=False):
+    return mfsha.seed_metadata(str(data), str(legacy), str(legacy / "metadata.mfs.empty"), ME, ME, test=test)
+
+
+def test_new_cluster_is_seeded_from_the_empty_metadata(dirs):
+    data, legacy = dirs
+    assert seed(data, legacy, test=True) == {"action": "seeded", "files": [str(data / "metadata.mfs")]}
+    assert not (data / "metadata.mfs").exists()  # test=True changes nothing
+    assert seed(data, legacy)["action"] == "seeded"
+    assert (data / "metadata.mfs").read_bytes() == EMPTY
+    assert seed(data, legacy) == {"action": "none", "files": []}  # idempotent
+
+
+def test_existing_single_master_is_migrated(dirs):
+    data, legacy = dirs
+    for name, body in [("metadata.mfs.back", b"META"), ("changelog.0.mfs", b"1: x\n"), ("changelog.3.mfs", b"0: y\n"),
+                       ("sessions.mfs", b"S"), ("stats.mfs", b"T")]:
+        (legacy / name).write_bytes(body)
+    done = seed(data, legacy)
+    assert done["action"] == "migrated"
+    assert sorted(os.listdir(data)) == ["changelog.0.mfs", "changelog.3.mfs", "metadata.mfs.back", "sessions.mfs",
+                                        "stats.mfs"]
+    assert (data / "metadata.mfs.back").read_bytes() == b"META" and (data / "changelog.3.mfs").read_bytes() == b"0: y\n"
+
+
+@pytest.mark.parametrize("present", ["metadata.mfs", "metadata.mfs.back", "metadata.mfs.back.1", "changelog.0.mfs"])
+def test_existing_metadata_is_never_overwritten(dirs, present):
+    data, legacy = dirs
+    (data / present).write_bytes(b"PRECIOUS")
+    (legacy / "metadata.mfs").write_bytes(b"OTHER")
+    assert seed(data, legacy) == {"action": "none", "files": []}
+    assert (data / present).read_bytes() == b"PRECIOUS" and sorted(os.listdir(data)) == [present]
+
+
+def test_missing_empty_metadata_is_a_clear_error(dirs):
+    data, legacy = dirs
+    (legacy / "metadata.mfs.empty").unlink()
+    with pytest.raises(Exception, match="metadata.mfs.empty is missing"):
+        seed(data, legacy)
+
+
+def _keys(tree, prefix=""):
+    for key, val in tree.items():
+        yield prefix + key
+        if isinstance(val, dict) and key not in ("nodes", "disks", "config"):
+            yield from _keys(val, prefix + key + ":")
+
+
+def test_pillar_example_documents_every_key():
+    """Every key the formula knows appears in pillar.example (as a value or in a commented example)."""
+    defaults = yaml.safe_load((REPO / "mfsha/defaults.yaml").read_text())["cluster"]
+    text = (REPO / "pillar.example").read_text()
+    missing = [k for k in _keys(defaults) if f"{k.rsplit(':', 1)[-1]}:" not in text]
+    assert missing == []
