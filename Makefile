@@ -18,3 +18,22 @@ test-render: setup
 # The real DRBD tier: two qemu (TCG) VMs; the image is built once into /var/cache/mfsha/vm-<key> (~3-5 min cold).
 test-vm: setup
 	$(PYTEST) -m vm test/lab/vm
+
+# --- network-namespace lab (test/lab/lab.py; run dir /var/tmp/<name>) ---
+demo: setup
+	$(PY) tools/demo.py
+
+lab-up: setup
+	$(PY) test/lab/lab.py up
+
+lab-down:
+	$(PY) test/lab/lab.py down
+
+lab-status:
+	$(PY) test/lab/lab.py status
+
+test-lab: setup
+	$(PYTEST) test/lab --ignore=test/lab/vm
+
+test-integration: setup
+	$(PYTEST) test/integration

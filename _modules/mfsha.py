@@ -75,13 +75,14 @@ def bootstrap_needed(cfg=None):
 
     Only the preferred node of a cluster that does not run yet: no local heartbeat and nobody serving on the VIP.
     Once heartbeat runs anywhere, heartbeat alone moves the storage; the formula never mounts it beside heartbeat.
+    Decided once per run (cached in __context__), so every sls of one state run sees the same answer.
     """
-    cfg = cfg or settings()
-    if "master" not in cfg["roles"] or cfg["me"]["id"] != cfg["preferred"]:
-        return False
-    if heartbeat_running():
-        return False
-    return not serves(cfg["vip"]["address"], cfg["master"]["config"]["MATOCL_LISTEN_PORT"])
+    if "mfsha.bootstrap" not in __context__:
+        cfg = cfg or settings()
+        __context__["mfsha.bootstrap"] = (
+            "master" in cfg["roles"] and cfg["me"]["id"] == cfg["preferred"] and not heartbeat_running()
+            and not serves(cfg["vip"]["address"], cfg["master"]["config"]["MATOCL_LISTEN_PORT"]))
+    return __context__["mfsha.bootstrap"]
 
 
 def wait_serving(host, port, timeout=60, interval=1.0):

@@ -61,7 +61,7 @@ mfsha-storage-drbd-{{ d.resource }}-adjusted:
 
 {%- if bootstrap %}
 {%- if st.type == "drbd" %}
-{#- A fresh pair (both sides Inconsistent, connected) is synced from here; anything else is never forced. #}
+{#- A fresh pair (both sides Inconsistent, connected) is synced from here; a pair with data is never forced. #}
 mfsha-storage-drbd-{{ st.drbd.resource }}-initial-sync-source:
   drbd.initial_sync_source:
     - name: {{ st.drbd.resource }}

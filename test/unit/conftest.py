@@ -29,6 +29,7 @@ def load_salt_module(relpath, salt=None, opts=None):
     spec.loader.exec_module(mod)
     mod.__salt__ = dict(salt or {})
     mod.__opts__ = dict(opts or {})
+    mod.__context__ = {}
     return mod
 
 
