@@ -85,6 +85,14 @@ mfsha-client-fstab-entry:
     - fs_mntops: {{ (["defaults", "_netdev"] + opts) | join(",") }}
     - mount_by: null
 
+{#- on a first deploy the masters start alongside: mount once the cluster serves, not before #}
+mfsha-client-cluster-serves:
+  mfsha.serving:
+    - name: {{ mfsha.vip.address }}
+    - port: {{ mcfg.MATOCL_LISTEN_PORT }}
+    - timeout: {{ mfsha.heartbeat.join_timeout }}
+    - unless: mountpoint -q {{ cl.mountpoint }}
+
 mfsha-client-mounted:
   cmd.run:
     - name: mfsmount {{ cl.mountpoint }} -o {{ opts | join(",") }}
@@ -92,4 +100,5 @@ mfsha-client-mounted:
     - require:
       - pkg: mfsha-client-packages
       - file: mfsha-client-mountpoint-directory
+      - mfsha: mfsha-client-cluster-serves
 {%- endif %}
