@@ -141,3 +141,179 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
             shutil.copy2(src, dst)
             shutil.chown(dst, user, group)
     return {"action": action, "files": [dst for _, dst in pairs]}
+
+
+# ==== failover block (failover helper): node facts for the beacon, the runner and operators; in-place restart and
+# handover through heartbeat. Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
+import copy  # noqa: E402
+import json  # noqa: E402
+
+import mfsha_drbd  # noqa: E402  (synced _utils: import at load time)
+
+HB_STANDBY = "/usr/share/heartbeat/hb_standby"
+
+
+def _quick(args, timeout=3):
+    return __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
+                                   timeout=timeout)
+
+
+def heartbeat_state(peer=None, timeout=3):
+    """Local heartbeat: {"running", "resources", "peer"}.
+
+    resources is `cl_status rscstatus`: all | local | foreign | none | transition (heartbeat is moving them);
+    peer is `cl_status nodestatus PEER` (active, dead, ...) when a peer host name is given."""
+    res = _quick(["/usr/bin/cl_status", "rscstatus"], timeout)
+    out = {"running": res["retcode"] == 0, "resources": None, "peer": None}
+    if out["running"]:
+        out["resources"] = res["stdout"].strip() or None
+        if peer:
+            out["peer"] = _quick(["/usr/bin/cl_status", "nodestatus", peer], timeout)["stdout"].strip() or None
+    return out
+
+
+def has_address(address, interface, timeout=3):
+    """True when `address` is configured on `interface` here (the VIP holder)."""
+    res = _quick(["ip", "-o", "addr", "show", "dev", interface], timeout)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"ip addr show dev {interface} failed: {res['stderr'].strip()}")
+    return any(f" {address}/" in line for line in res["stdout"].splitlines())
+
+
+def is_mounted(mountpoint):
+    """True when something is mounted on `mountpoint` in this minion's mount namespace."""
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        return any(line.split()[1] == mountpoint for line in fh if len(line.split()) > 1)
+
+
+def _check_args(cfg):
+    """The few settings node_state needs, from this minion's validated settings (CLI and runner use)."""
+    cfg = cfg or settings()
+    if "master" not in cfg["roles"]:
+        raise CommandExecutionError(f"mfsha: {__grains__['id']} is not a master node of any cluster")
+    st = cfg["storage"]
+    return {"cluster": cfg["cluster"], "vip": cfg["vip"]["address"], "interface": cfg["vip"]["interface"],
+            "port": cfg["master"]["config"]["MATOCL_LISTEN_PORT"], "mountpoint": st["mountpoint"],
+            "storage": st["type"], "resource": st["drbd"]["resource"], "peer": cfg["peer"]["hostname"],
+            "peer_address": cfg["peer"]["address"]}
+
+
+def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=None, storage="shared", resource="r0",
+               peer=None, timeout=0.5):
+    """What this master node holds and how its services are, bounded by `timeout` for network probes.
+
+    Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
+    with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat_state(), "vip", "mounted",
+    "active" (holds VIP or storage), "master": mfsmaster.health() on the active node else None, "drbd": normalized
+    status or None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}."""
+    if vip is None or mountpoint is None:
+        args = _check_args(None)
+        cluster, vip, interface, port = args["cluster"], args["vip"], args["interface"], args["port"]
+        mountpoint, storage, resource, peer = args["mountpoint"], args["storage"], args["resource"], args["peer"]
+    out = {"node": __grains__["id"], "cluster": cluster, "time": time.time(),
+           "heartbeat": heartbeat_state(peer), "vip": has_address(vip, interface), "mounted": is_mounted(mountpoint),
+           "master": None, "drbd": None, "blockers": None}
+    out["active"] = out["vip"] or out["mounted"]
+    if out["mounted"]:
+        out["master"] = __salt__["mfsmaster.health"](cfg=f"{mountpoint}/mfsmaster.cfg", host=vip, port=int(port),
+                                                      timeout=float(timeout))
+    if storage == "drbd":
+        try:
+            res = __salt__["drbd.status"](resource).get(resource)
+        except CommandExecutionError as exc:
+            res, out["drbd_error"] = None, str(exc)
+        if res:
+            out["drbd"] = {k: res.get(k) for k in ("role", "disk", "connection", "replication", "peer_role",
+                                                   "peer_disk", "sync_done", "split_brain")}
+            # a handover demotes the active peer first, so its Primary role does not count here
+            after = copy.deepcopy(res)
+            for p in after["peers"].values():
+                p["role"] = "Secondary"
+            out["blockers"] = mfsha_drbd.promotion_blockers(after)
+        else:
+            out["blockers"] = ["DRBD resource {} is not up".format(resource)]
+    return out
+
+
+def active():
+    """True when this node holds the cluster's storage or VIP (heartbeat's active node)."""
+    return node_state()["active"]
+
+
+def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
+    """Restart mfsmaster in place: a running (possibly hung) master gets `grace` s to stop, then SIGKILL; then
+    `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the protocol probe.
+    Returns {"was_running", "killed", "pid", "serving_s"}; raises when it does not serve in time."""
+    t0 = time.monotonic()
+    stopped = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)
+    started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
+    deadline = t0 + timeout
+    while True:
+        health = __salt__["mfsmaster.health"](cfg=cfg, timeout=probe_timeout)
+        if health["healthy"]:
+            break
+        if time.monotonic() > deadline:
+            raise CommandExecutionError(f"mfsha: mfsmaster restarted (pid {started['pid']}) but not serving after "
+                                        f"{timeout} s: {health['detail']}")
+        time.sleep(0.2)
+    return {"was_running": stopped["was_running"], "killed": stopped["killed"], "pid": started["pid"],
+            "serving_s": round(time.monotonic() - t0, 2)}
+
+
+def handover(grace=2):
+    """Hand every resource to the peer through heartbeat (`hb_standby`), so heartbeat stays their only owner.
+
+    An unhealthy (e.g. hung) local master is killed first: heartbeat's stop would wait serve_timeout for it.
+    Returns {"killed_hung_master", "log"} as soon as heartbeat accepted the request (the move is asynchronous)."""
+    args = _check_args(None)
+    if not heartbeat_state()["running"]:
+        raise CommandExecutionError("mfsha: heartbeat is not running here; it cannot hand the resources over")
+    killed = False
+    cfg = f"{args['mountpoint']}/mfsmaster.cfg"
+    if is_mounted(args["mountpoint"]):
+        health = __salt__["mfsmaster.health"](cfg=cfg, host=args["vip"], port=int(args["port"]), timeout=1.0)
+        if health["process"] and not health["healthy"]:
+            killed = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
+    res = __salt__["cmd.run_all"]([HB_STANDBY], python_shell=False, ignore_retcode=True, timeout=30)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"mfsha: {HB_STANDBY} failed (exit {res['retcode']}): "
+                                    f"{(res['stderr'] or res['stdout']).strip()}")
+    return {"killed_hung_master": killed, "log": (res["stdout"] + res["stderr"]).strip()}
+
+
+BOOK = "mfsha-cluster.json"  # last word from the Salt master (maintenance, last failover), for status on a node
+
+
+def note(book=None):
+    """Store what the Salt master's runner knows about this cluster (maintenance flag, last failover), so that
+    `salt-call mfsha.status` can show it; called by the runner after each change. Returns the stored book."""
+    path = os.path.join(__opts__["cachedir"], BOOK)
+    if book is not None:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(book, fh)
+        os.replace(tmp, path)
+        return book
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}
+
+
+def status():
+    """This node's view of its cluster: its own facts, the peer as heartbeat and DRBD see it, whether the VIP and
+    the peer answer the MooseFS protocol, and the Salt master's last word (maintenance, last failover).
+
+    CLI Example: salt-call mfsha.status"""
+    cfg = settings()
+    args = _check_args(cfg)
+    me = node_state()
+    port = int(args["port"])
+    return {"cluster": args["cluster"], "node": me["node"], "active": me["active"], "vip_serves": serves(args["vip"], port),
+            "peer": {"id": cfg["peer"]["id"], "heartbeat": me["heartbeat"]["peer"],
+                     "serves": serves(args["peer_address"], port),
+                     "drbd_role": (me["drbd"] or {}).get("peer_role"), "drbd_disk": (me["drbd"] or {}).get("peer_disk")},
+            "maintenance": cfg["failover"]["maintenance"] or bool(note().get("maintenance")),
+            "last_failover": note().get("last"), "self": me}
+# ==== end of failover block ==========================================================================================

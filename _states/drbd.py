@@ -4,6 +4,7 @@ Every state reads the current DRBD status first and acts only when it differs. W
 changed: result None and the comment says what would change (False when the state would refuse).
 """
 
+import functools
 import time
 
 import mfsha_drbd  # synced _utils dir: on sys.path while the loader imports this module
@@ -24,6 +25,19 @@ def _ret(name):
 
 def _current(name):
     return __salt__["drbd.status"](name).get(name)
+
+
+def _fails_with_stderr(state):
+    """A failed status read or command ends the state with result False and the command's stderr."""
+    @functools.wraps(state)
+    def wrapper(name, *args, **kwargs):
+        try:
+            return state(name, *args, **kwargs)
+        except CommandExecutionError as exc:
+            ret = _ret(name)
+            ret.update(result=False, comment=str(exc))
+            return ret
+    return wrapper
 
 
 def _act(ret, what, func, *args, **kwargs):
@@ -56,14 +70,11 @@ def initialized(name, conf=None):
     return ret
 
 
+@_fails_with_stderr
 def up(name, conf=None):
     """Resource `name` is configured in the kernel (drbdadm up when it is not)."""
     ret = _ret(name)
-    try:
-        res = _current(name)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
+    res = _current(name)
     if res is not None:
         ret["comment"] = f"{name} is up ({res['role']}, disk {res['disk']}, {res['connection']})"
         return ret
@@ -77,6 +88,7 @@ def up(name, conf=None):
     return ret
 
 
+@_fails_with_stderr
 def promoted(name, force=False, conf=None):
     """This node is Primary for `name`.
 
@@ -85,11 +97,7 @@ def promoted(name, force=False, conf=None):
     pair only: both disks Inconsistent and the peer a connected Secondary. A node whose peer is unreachable,
     or whose peer holds data, is never force-promoted by a state."""
     ret = _ret(name)
-    try:
-        res = _current(name)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
+    res = _current(name)
     if res is None:
         ret.update(result=False, comment=f"{name} is not up")
         return ret
@@ -116,14 +124,11 @@ def promoted(name, force=False, conf=None):
     return ret
 
 
+@_fails_with_stderr
 def demoted(name, conf=None):
     """This node is not Primary for `name` (a resource that is down is not Primary either)."""
     ret = _ret(name)
-    try:
-        res = _current(name)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
+    res = _current(name)
     if res is None or res["role"] != "Primary":
         ret["comment"] = f"{name} is not Primary ({'down' if res is None else res['role']})"
         return ret
@@ -133,14 +138,11 @@ def demoted(name, conf=None):
     return ret
 
 
+@_fails_with_stderr
 def synced(name, timeout=600):
     """Wait (at most `timeout` seconds) until `name` is fully synced with its peer. Changes nothing."""
     ret = _ret(name)
-    try:
-        res = _current(name)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
-        return ret
+    res = _current(name)
     if res is None:
         ret.update(result=False, comment=f"{name} is not up")
         return ret
@@ -162,23 +164,20 @@ def synced(name, timeout=600):
     return ret
 
 
+@_fails_with_stderr
 def initial_sync_source(name, timeout=180, conf=None):
     """Bootstrap of the preferred node: waits (at most `timeout` s) for the peer to connect; then a fresh pair
     (both disks Inconsistent) is force-promoted here, so the full sync runs from this node only. A pair that
     holds data is never forced: a side that is behind syncs from the UpToDate one, and this waits for that."""
     ret = _ret(name)
-    try:
-        res = _current(name)
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"would wait for the peer of {name}, then sync a fresh pair from here")
-            return ret
-        deadline = time.monotonic() + timeout
-        while (res is None or res["connection"] != "Connected") and time.monotonic() < deadline:
-            time.sleep(1)
-            res = _current(name)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would wait for the peer of {name}, then sync a fresh pair from here")
         return ret
+    res = _current(name)
+    deadline = time.monotonic() + timeout
+    while (res is None or res["connection"] != "Connected") and time.monotonic() < deadline:
+        time.sleep(1)
+        res = _current(name)
     if res is None or res["connection"] != "Connected":
         state = "down" if res is None else res["connection"]
         ret.update(result=False, comment=f"{name}: peer not connected after {timeout}s ({state}); a fresh pair "
