@@ -1,7 +1,7 @@
 """An invalid pillar stops the render in real Salt, with the validator's message, before any state runs."""
 import copy
 
-from conftest import load_pillar
+from render_support import load_pillar
 
 
 def broken_example():

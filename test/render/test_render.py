@@ -32,8 +32,19 @@ def drbd_res_both_generations(f, tmp_path, hostname, resource):
 def test_example_paris_preferred_node(formula, tmp_path):
     f = formula.use("paris-mfs1", "example")
     files = f.managed_files()
+    # here nothing runs heartbeat or serves on the VIP: the preferred node bootstraps, so it writes the master's
+    # files onto the storage it mounts itself
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
-                             "/etc/ha.d/resource.d/MFSMaster", "/usr/local/sbin/mfsha-drbd-split-brain"]
+                             "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
+                             "/usr/local/sbin/mfsha-drbd-split-brain"]
+    ids = f.ids()
+    bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
+                 "mfsha-storage-filesystem-created", "mfsha-storage-mounted-for-bootstrap",
+                 "mfsha-master-metadata-present", "mfsha-heartbeat-bootstrap-storage-unmounted",
+                 "mfsha-heartbeat-bootstrap-drbd-demoted", "mfsha-heartbeat-cluster-serves"]
+    assert [i for i in bootstrap if i not in ids] == []
+    assert "mfsha-heartbeat-join-after-cluster-serves" not in ids
+    assert ids["mfsha-storage-filesystem-created"]["unless"] == "blkid -p /dev/drbd0"
     assert lines(files["/etc/ha.d/ha.cf"]) == [
         "logfacility daemon", "keepalive 1", "warntime 3", "deadtime 6", "initdead 12", "udpport 694",
         "ucast eth0 10.20.0.12", "auto_failback off", "crm off", "node paris-mfs1", "node paris-mfs2"]
@@ -53,8 +64,15 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert texts[8] == texts[9]  # without fencing the two generations read the same file
 
 
-def test_example_ha_cf_points_each_node_at_its_peer(formula):
-    assert "ucast eth0 10.20.0.11" in formula.use("paris-mfs2", "example").managed_files()["/etc/ha.d/ha.cf"]
+def test_example_other_node_joins_once_the_cluster_serves(formula):
+    f = formula.use("paris-mfs2", "example")
+    files = f.managed_files()
+    assert "ucast eth0 10.20.0.11" in files["/etc/ha.d/ha.cf"]
+    assert not any(p.startswith("/mfsconf/") for p in files)  # never touches storage it has not mounted
+    ids = f.ids()
+    join = ids["mfsha-heartbeat-join-after-cluster-serves"]
+    assert (join["name"], join["port"], join["timeout"]) == ("10.20.0.10", 9421, 180)
+    assert not [i for i in ids if "bootstrap" in i or "initial-sync" in i or "filesystem" in i]
 
 
 def test_example_second_site_shared_storage(formula):

@@ -5,7 +5,7 @@ import re
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from conftest import FIXTURES, FakeCommands, load_salt_module
+from unit_support import FIXTURES, FakeCommands, load_salt_module
 from test_drbd_parse import STATES, VERSION_DISK
 
 D = FIXTURES / "drbd"

@@ -6,7 +6,7 @@ import re
 import pytest
 
 import mfsha_drbd as m
-from conftest import FIXTURES, fixture_text
+from unit_support import FIXTURES, fixture_text
 
 DRBD = FIXTURES / "drbd"
 

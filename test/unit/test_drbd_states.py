@@ -3,7 +3,7 @@ drbdsetup and dmesg replaced on PATH by executables that replay captured outputs
 
 import pytest
 
-from conftest import FIXTURES, FakeCommands, salt_loaders
+from unit_support import FIXTURES, FakeCommands, salt_loaders
 
 D = FIXTURES / "drbd"
 JSON = "drbdsetup status --json"

@@ -6,7 +6,7 @@ import pwd
 import pytest
 import yaml
 
-from conftest import REPO, load_salt_module
+from unit_support import REPO, load_salt_module
 
 mfsha = load_salt_module("_modules/mfsha.py")
 ME = pwd.getpwuid(os.getuid()).pw_name

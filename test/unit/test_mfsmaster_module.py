@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from conftest import FakeCommands, load_salt_module
+from unit_support import FakeCommands, load_salt_module
 from test_mfs_parse import LIVE, Server
 
 MFS = Path(__file__).parent / "fixtures" / "mfs"

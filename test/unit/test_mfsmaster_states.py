@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeCommands
+from unit_support import FakeCommands
 from test_mfs_parse import Server
 from test_mfsmaster_module import ME, MFS, fixture
 
