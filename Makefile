@@ -37,3 +37,7 @@ test-lab: setup
 
 test-integration: setup
 	$(PYTEST) test/integration
+
+# RTO/RPO benchmark on the lab (not a timed test): ROUNDS=3 make bench for a quick run; bench/results.json + rto.png
+bench: setup
+	ROUNDS=$${ROUNDS:-20} $(PY) tools/bench.py

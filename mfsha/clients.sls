@@ -84,6 +84,7 @@ mfsha-client-fstab-entry:
     - fs_vfstype: fuse
     - fs_mntops: {{ (["defaults", "_netdev"] + opts) | join(",") }}
     - mount_by: null
+    - mount: False   # the entry is for boot; mounting waits for the cluster below
 
 {#- on a first deploy the masters start alongside: mount once the cluster serves, not before #}
 mfsha-client-cluster-serves:
