@@ -66,6 +66,10 @@ def demo(lab, check):
           "never two mfsmaster processes, storage mounts or VIPs at once")
     bad = lab.verify_files(manifest, timeout=120)
     check(not bad, f"all {len(manifest)} checksums match after the failover" + (f" (bad: {bad})" if bad else ""))
+    later = lab.write_files(n=FILES // 5, size=SIZE, subdir="after-failover")
+    bad = lab.verify_files({**manifest, **later}, timeout=120)
+    check(not bad, f"{len(later)} more files written through the new master; all {len(manifest) + len(later)} "
+                   "checksums match" + (f" (bad: {bad})" if bad else ""))
     check(lab.mount_id() == mount, "the client never remounted (same mfsmount process)")
     after = lab.metadata_version()
     check(after >= version, f"metadata version {version} -> {after}")

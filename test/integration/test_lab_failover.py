@@ -22,8 +22,9 @@ def assert_failed_over(lab, res, manifest, mount_before, version_before, serve_l
     assert res["serving"] <= serve_limit
     assert res["client_resumed"] is not None
     assert lab.mount_id() == mount_before, "the client remounted"
-    assert lab.verify_files(manifest) == {}
     assert lab.metadata_version() >= version_before, "metadata went back in time"
+    after = lab.write_files(n=10, subdir=f"after-{res['old']}-{time.monotonic_ns()}")  # the new master takes writes
+    assert lab.verify_files({**manifest, **after}) == {}
 
 
 def test_deploy_is_idempotent(lab):
@@ -95,8 +96,9 @@ def test_cluster_returns_after_both_masters_restart(healthy_lab):
     print(f"both masters restarted: serving again on {new} after {time.monotonic() - t0:.1f} s")
     assert lab.probe(timeout=60)
     assert lab.mount_id() == mount_before
-    assert lab.verify_files(manifest) == {}
     assert lab.metadata_version() >= version_before
+    after = lab.write_files(n=10, subdir=f"after-restart-{time.monotonic_ns()}")
+    assert lab.verify_files({**manifest, **after}) == {}
 
 
 def test_redeploy_after_failovers_changes_nothing(healthy_lab):
