@@ -35,6 +35,29 @@ def test_deploy_is_idempotent(lab):
     assert changed == {}
 
 
+def test_dry_run_reports_a_change_and_changes_nothing(healthy_lab):
+    """`state.apply mfsha test=True` after a pillar change: both masters report the pending ha.cf change, nothing
+    fails, nothing is written and the active master stays where it is."""
+    lab = healthy_lab
+    active = lab.active()
+    read = lambda: {m: lab.host(m).run(["cat", "/etc/ha.d/ha.cf"]).stdout for m in lab.masters}  # noqa: E731
+    before, old = read(), lab.pillar_overrides
+    assert all("warntime 3" in text for text in before.values())
+    lab.write_pillar({**(old or {}), "heartbeat": {"warntime": 4}})
+    lab.refresh_pillar()
+    try:
+        ret = lab.salt.cmd(",".join(lab.masters), "state.apply", "mfsha", "test=True", tgt_type="list", timeout=300)
+        for m in lab.masters:
+            assert isinstance(ret[m], dict), ret[m]
+            assert [k for k, v in ret[m].items() if v["result"] is False] == []
+            ha_cf = next(v for k, v in ret[m].items() if "_|-mfsha-heartbeat-ha.cf_|-" in k)
+            assert ha_cf["result"] is None and "+warntime 4" in ha_cf["changes"]["diff"], ha_cf
+        assert read() == before and lab.active() == active
+    finally:
+        lab.write_pillar(old or {})
+        lab.refresh_pillar()
+
+
 def test_host_death_fails_over_with_data(healthy_lab):
     lab = healthy_lab
     manifest = lab.write_files(n=20, subdir="death")
