@@ -64,10 +64,8 @@ def serves(host, port, timeout=1.0):
 
 
 def heartbeat_running():
-    """True when the local heartbeat daemon runs (its master control process, by pid file)."""
-    ret = __salt__["cmd.run_all"](["/usr/bin/cl_status", "hbstatus"], python_shell=False, ignore_retcode=True,
-                                  output_loglevel="quiet")
-    return ret["retcode"] == 0
+    """True when the local heartbeat daemon runs (bounded: see heartbeat_state)."""
+    return heartbeat_state()["running"]
 
 
 def bootstrap_needed(cfg=None):
@@ -147,6 +145,7 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
 # handover through heartbeat. Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
 import copy  # noqa: E402
 import json  # noqa: E402
+import signal  # noqa: E402
 
 import mfsha_drbd  # noqa: E402  (synced _utils: import at load time)
 
@@ -205,7 +204,10 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
     Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
     with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat_state(), "vip", "mounted",
     "active" (holds VIP or storage), "master": mfsmaster.health() on the active node else None, "drbd": normalized
-    status or None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}."""
+    status or None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
+    `peer` is the peer's heartbeat node name, or {minion id: peer name} (one call serves both nodes)."""
+    if isinstance(peer, dict):
+        peer = peer.get(__grains__["id"])
     if vip is None or mountpoint is None:
         args = _check_args(None)
         cluster, vip, interface, port = args["cluster"], args["vip"], args["interface"], args["port"]
@@ -240,12 +242,45 @@ def active():
     return node_state()["active"]
 
 
+def _kill_leftovers(cfg, timeout=5):
+    """SIGKILL mfsmaster processes that still hold DATA_PATH's locks once the master itself is gone.
+
+    A hung master's children (its bgsaver) may be stopped with it and never exit after it is killed; their lock makes
+    the next `mfsmaster -a` fail (`bgsaver lock exists: EACCES`). Returns the PIDs killed."""
+    with open(cfg, encoding="utf-8") as fh:
+        data_path = mfsha_mfs.parse_cfg(fh.read())["DATA_PATH"]
+    pids = []
+    for name in (".mfsmaster.lock", ".bgwriter.lock"):
+        path = os.path.join(data_path, name)
+        pid = mfsha_mfs.lock_holder(path) if os.path.exists(path) else None
+        if pid and _comm(pid) == "mfsmaster":
+            os.kill(pid, signal.SIGKILL)
+            pids.append(pid)
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/{pid}") and _comm(pid) == "mfsmaster" for pid in pids):
+        if time.monotonic() > deadline:
+            raise CommandExecutionError(f"mfsha: mfsmaster processes {pids} survive SIGKILL for {timeout} s")
+        time.sleep(0.1)
+    return pids
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
     """Restart mfsmaster in place: a running (possibly hung) master gets `grace` s to stop, then SIGKILL; then
     `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the protocol probe.
     Returns {"was_running", "killed", "pid", "serving_s"}; raises when it does not serve in time."""
     t0 = time.monotonic()
+    cfg = cfg or f"{_check_args(None)['mountpoint']}/mfsmaster.cfg"
     stopped = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)
+    leftovers = _kill_leftovers(cfg)
+    stopped["killed"] = stopped["killed"] or bool(leftovers)
     started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
     deadline = t0 + timeout
     while True:
@@ -274,6 +309,7 @@ def handover(grace=2):
         health = __salt__["mfsmaster.health"](cfg=cfg, host=args["vip"], port=int(args["port"]), timeout=1.0)
         if health["process"] and not health["healthy"]:
             killed = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
+            _kill_leftovers(cfg)
     res = __salt__["cmd.run_all"]([HB_STANDBY], python_shell=False, ignore_retcode=True, timeout=30)
     if res["retcode"] != 0:
         raise CommandExecutionError(f"mfsha: {HB_STANDBY} failed (exit {res['retcode']}): "

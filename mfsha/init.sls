@@ -5,6 +5,7 @@ include:
   - .storage
   - .master
   - .heartbeat
+  - .monitoring
 {%- endif %}
 {%- if mfsha.roles | reject("equalto", "master") | list %}
   - .clients

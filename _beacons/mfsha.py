@@ -1,0 +1,141 @@
+"""mfsha beacon: watches a MooseFS master node of an mfsha cluster and reports health transitions.
+
+Each run takes one cheap, bounded look (mfsha.node_state: heartbeat, VIP, mount, mfsmaster protocol probe on the
+active node, DRBD) and feeds it to a debouncer: a check must be bad `debounce` runs in a row before
+`salt/beacon/<id>/mfsha/<what>/down` is sent, and good as many runs before `.../<what>/up`. Nothing is sent while a
+state holds, except that an unresolved fault is announced again every `repeat` seconds (so a recovery the flap guard
+or maintenance held back is retried). The debouncer lives in module memory: a beacon reload (sync, pillar refresh)
+starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
+
+Configuration (written by mfsha/monitoring.sls from the pillar; `interval` counts minion loop ticks):
+
+    beacons:
+      mfsha:
+        - interval: 1
+        - cluster: paris
+        - vip: 10.20.0.10
+        - interface: eth0
+        - port: 9421
+        - mountpoint: /mfsconf
+        - storage: drbd          # drbd | shared
+        - resource: r0
+        - peer: paris-mfs2       # heartbeat node name of the peer
+        - debounce: 2
+        - repeat: 60
+        - probe_timeout: 0.5     # protocol probe timeout (s); not `timeout`: beacon.present hands its kwargs to
+                                 # beacons.list, where `timeout` is how long to wait for the minion's answer
+"""
+import logging
+import time
+
+log = logging.getLogger(__name__)
+__virtualname__ = "mfsha"
+REQUIRED = ("cluster", "vip", "mountpoint")
+DEFAULTS = {"interface": "eth0", "port": 9421, "storage": "shared", "resource": "r0", "peer": None, "debounce": 2,
+            "repeat": 60, "probe_timeout": 0.5}
+_TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads beacons
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _config(config):
+    cfg = dict(DEFAULTS)
+    for item in config if isinstance(config, list) else [config]:
+        cfg.update(item)
+    return cfg
+
+
+def validate(config):
+    if not isinstance(config, (list, dict)):
+        return False, "mfsha beacon: configuration must be a list of key: value items"
+    cfg = _config(config)
+    missing = [k for k in REQUIRED if not cfg.get(k)]
+    if missing:
+        return False, f"mfsha beacon: missing {', '.join(missing)}"
+    if cfg["storage"] not in ("drbd", "shared"):
+        return False, f"mfsha beacon: storage must be drbd or shared, not {cfg['storage']!r}"
+    for key in ("debounce", "repeat"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            return False, f"mfsha beacon: {key} must be a positive integer, not {cfg[key]!r}"
+    return True, "valid beacon configuration"
+
+
+def checks(state):
+    """One look at the node -> {what: (bad, details)}; bad None means "not judged this time".
+
+    master/storage/vip are judged only on the node that holds the storage or the VIP, and not while heartbeat moves
+    the resources (`transition`): a handover stops mfsmaster first, which is no fault."""
+    hb = state["heartbeat"]
+    out = {"heartbeat": (not hb["running"], "heartbeat is not running" if not hb["running"] else
+                         f"heartbeat running, resources {hb['resources']}")}
+    moving = hb["resources"] == "transition"
+    judge = state["active"] and not moving
+    master = state.get("master") or {}
+    out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted") if judge else (None, "")
+    out["storage"] = (not state["mounted"], "storage not mounted on the VIP holder" if not state["mounted"] else
+                      "storage mounted") if judge else (None, "")
+    out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else
+                  "VIP present") if judge else (None, "")
+    drbd = state.get("drbd")
+    if drbd is not None or state.get("drbd_error"):
+        problems = [state["drbd_error"]] if state.get("drbd_error") else []
+        if drbd:
+            if drbd.get("split_brain"):
+                problems.append("split brain")
+            if drbd["disk"] != "UpToDate":
+                problems.append(f"local disk {drbd['disk']}")
+            if drbd["connection"] != "Connected":
+                problems.append(f"connection {drbd['connection']}")
+        out["drbd"] = (bool(problems), "; ".join(problems) or
+                       f"{drbd['role']} {drbd['disk']}/{drbd['peer_disk']} {drbd['connection']}")
+    return out
+
+
+class Tracker:
+    """Debounce and transition logic, fed one look at a time (pure: tested without Salt)."""
+
+    def __init__(self, debounce=2, repeat=60):
+        self.debounce, self.repeat = debounce, repeat
+        self.items = {}
+
+    def update(self, results, now):
+        """results: {what: (bad, details)} -> list of events {what, state (down|up), since, details, repeat}."""
+        events = []
+        for what, (bad, details) in sorted(results.items()):
+            if bad is None:
+                continue
+            it = self.items.setdefault(what, {"state": "up", "streak": 0, "first": None, "since": None, "sent": None,
+                                                 "repeats": 0})
+            want = "down" if bad else "up"
+            if want == it["state"]:
+                it["streak"], it["first"] = 0, None
+                if bad and self.repeat and now - it["sent"] >= self.repeat:
+                    it["sent"], it["repeats"] = now, it["repeats"] + 1
+                    events.append({"what": what, "state": "down", "since": it["since"], "details": details,
+                                   "repeat": it["repeats"]})
+                continue
+            it["streak"] += 1
+            it["first"] = it["first"] or now
+            if it["streak"] >= self.debounce:
+                it.update(state=want, streak=0, since=it["first"], first=None, sent=now, repeats=0)
+                events.append({"what": what, "state": want, "since": it["since"], "details": details, "repeat": 0})
+        return events
+
+
+def beacon(config):
+    cfg = _config(config)
+    state = __salt__["mfsha.node_state"](cluster=cfg["cluster"], vip=cfg["vip"], interface=cfg["interface"],
+                                         port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
+                                         resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"])
+    tracker = _TRACKERS.get(cfg["cluster"])
+    if tracker is None or (tracker.debounce, tracker.repeat) != (cfg["debounce"], cfg["repeat"]):
+        tracker = _TRACKERS[cfg["cluster"]] = Tracker(cfg["debounce"], cfg["repeat"])
+    out = []
+    for ev in tracker.update(checks(state), state["time"]):
+        ev.update(tag=f"{ev['what']}/{ev['state']}", node=__opts__["id"], cluster=cfg["cluster"],
+                  active=state["active"], heartbeat=state["heartbeat"]["resources"])
+        log.info("mfsha beacon: %s %s since %s: %s", ev["what"], ev["state"], ev["since"], ev["details"])
+        out.append(ev)
+    return out

@@ -1,0 +1,464 @@
+"""mfsha operator commands and the recovery decision of the failover loop (beacon -> reactor -> orchestrate).
+
+  salt-run mfsha.status [cluster] [fmt=data]     a table per cluster (or the data behind it)
+  salt-run mfsha.switchover <cluster>           planned handover through heartbeat, refused with reasons when unsafe
+  salt-run mfsha.maintenance <cluster> on|off   the loop only reports while on (persisted in the master's cachedir)
+  salt-run mfsha.recover minion=<id>            what mfsha/orch/recover.sls runs for a beacon event
+
+THE RULE (also in README and mfsha/orch/recover.sls), evaluated on a fresh look at both nodes, never on the event:
+act only for a master node of a cluster in the Salt master's pillar, with failover enabled, no maintenance, heartbeat
+not moving the resources and exactly one node holding them. If that node's mfsmaster answers the protocol, do
+nothing. Otherwise restart mfsmaster in place (`-a`) if the node holds storage and VIP, its heartbeat runs and fewer
+than `restart_budget` restarts happened in the last `cooldown` seconds; else (or when the restart does not serve
+within `serve_timeout`) hand every resource to the peer through heartbeat (hb_standby) if no move happened in the
+last `cooldown` seconds, both heartbeats run and the peer's DRBD disk may be promoted (promotion_blockers); else
+refuse and say why. Each run fires `mfsha/failover/<result>` with its reason and timeline.
+"""
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+
+import salt.client
+import salt.exceptions
+import salt.fileclient
+import salt.pillar
+import yaml
+
+import mfsha_mfs  # synced _utils (salt-run saltutil.sync_all on the master)
+import mfsha_pillar
+
+log = logging.getLogger(__name__)
+__virtualname__ = "mfsha"
+HISTORY = 50  # entries kept per cluster
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# ---- the master's view: pillar, persistent book, minion calls ---------------------------------------------------
+
+def _defaults():
+    client = salt.fileclient.FSClient(__opts__)
+    try:
+        path = client.cache_file("salt://mfsha/defaults.yaml", "base")
+    finally:
+        client.destroy()
+    if not path:
+        raise salt.exceptions.SaltInvocationError("mfsha: salt://mfsha/defaults.yaml not found in file_roots")
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _clusters():
+    """Every cluster of the Salt master's own pillar (give it each site's pillar), validated."""
+    pillar = salt.pillar.get_pillar(__opts__, __grains__ if "__grains__" in globals() else {}, __opts__["id"],
+                                    saltenv="base").compile_pillar()
+    return mfsha_pillar.validate(pillar.get("mfsha"), _defaults())
+
+
+def cluster_of(clusters, minion):
+    """Name of the cluster whose master nodes include `minion`, else None (membership, not the event's word)."""
+    return next((name for name, c in clusters.items() if minion in [n["id"] for n in c["nodes"]]), None)
+
+
+def _dir():
+    path = os.path.join(__opts__["cachedir"], "mfsha")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _book(name):
+    try:
+        with open(os.path.join(_dir(), f"{name}.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {"maintenance": False, "history": []}
+
+
+def _save(name, book):
+    book["history"] = book["history"][-HISTORY:]
+    path = os.path.join(_dir(), f"{name}.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(book, fh, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+@contextlib.contextmanager
+def _lock(name):
+    """One recovery or switchover per cluster at a time; a second one yields False instead of waiting."""
+    with open(os.path.join(_dir(), f"{name}.lock"), "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def _call(minions, fun, kwarg=None, timeout=10):
+    """{minion: (ok, return)} of `fun` on every minion of the list; no answer is (False, "no answer")."""
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    ret = client.cmd(minions, fun, kwarg=kwarg or {}, tgt_type="list", timeout=timeout, full_return=True)
+    out = {}
+    for m in minions:
+        r = ret.get(m)
+        if not isinstance(r, dict) or "ret" not in r:
+            out[m] = (False, "no answer")
+        else:
+            out[m] = (r.get("retcode", 0) == 0 and r.get("success", True), r["ret"])
+    return out
+
+
+def _node_kwargs(c):
+    st = c["storage"]
+    # one call for both nodes: each picks its own peer from the map
+    peers = {n["id"]: next(p["hostname"] for p in c["nodes"] if p["id"] != n["id"]) for n in c["nodes"]}
+    return {"cluster": c["name"], "vip": c["vip"]["address"], "interface": c["vip"]["interface"],
+            "port": c["master"]["config"]["MATOCL_LISTEN_PORT"], "mountpoint": st["mountpoint"],
+            "storage": st["type"], "resource": st["drbd"]["resource"], "peer": peers, "timeout": 1.0}
+
+
+def _facts(c, nodes=None):
+    """Fresh mfsha.node_state of the cluster's nodes, {id: state | {"answered": False, "error"}}."""
+    nodes = nodes or [n["id"] for n in c["nodes"]]
+    ret = _call(nodes, "mfsha.node_state", _node_kwargs(c), timeout=8)
+    return {node: dict(r, answered=True) if ok and isinstance(r, dict) else {"answered": False, "error": r}
+            for node, (ok, r) in ret.items()}
+
+
+def _serving(c):
+    """(ok, detail) of a protocol probe of the VIP from the Salt master, like a client sees it."""
+    ok, _, detail = mfsha_mfs.probe(c["vip"]["address"], int(c["master"]["config"]["MATOCL_LISTEN_PORT"]), 1.0)
+    return ok, detail
+
+
+# ---- the decision (pure) -----------------------------------------------------------------------------------------
+
+def _holders(facts):
+    return [n for n, f in sorted(facts.items()) if f.get("answered") and f["active"]]
+
+
+def move_blockers(facts, active, peer):
+    """Reasons not to hand the resources from `active` to `peer` through heartbeat; empty when it is safe."""
+    a, p = facts[active], facts[peer]
+    reasons = []
+    if not a.get("answered"):
+        reasons.append(f"no answer from {active}: {a.get('error')}")
+    elif not a["heartbeat"]["running"]:
+        reasons.append(f"heartbeat is not running on {active}: it cannot hand the resources over")
+    if not p.get("answered"):
+        reasons.append(f"no answer from peer {peer}: {p.get('error')}")
+        return reasons
+    if not p["heartbeat"]["running"]:
+        reasons.append(f"heartbeat is not running on peer {peer}")
+    if p.get("blockers"):
+        reasons.append(f"peer {peer} may not be promoted: {'; '.join(p['blockers'])}")
+    return reasons
+
+
+def _recent(book, actions, now, window):
+    return [h for h in book.get("history", []) if h["action"] in actions and now - h["time"] < window]
+
+
+def decide(c, facts, book, now, restart_failed=False):
+    """THE RULE (module docstring) -> {"action": none|restart|move|refuse|wait|suppress|ignore, "reason", "node",
+    "peer"}. `facts` are fresh node_state looks at both nodes; `book` the cluster's persistent record."""
+    f = c["failover"]
+    out = {"action": "refuse", "reason": "", "node": None, "peer": None}
+    if not f["enabled"]:
+        return dict(out, action="ignore", reason="failover is disabled in the pillar (failover:enabled)")
+    if f["maintenance"] or book.get("maintenance"):
+        src = "pillar failover:maintenance" if f["maintenance"] else "salt-run mfsha.maintenance"
+        return dict(out, action="suppress", reason=f"maintenance is on ({src}): report only")
+    moving = [n for n, s in sorted(facts.items()) if s.get("answered") and s["heartbeat"]["resources"] == "transition"]
+    if moving:
+        return dict(out, action="wait", reason=f"heartbeat on {', '.join(moving)} is moving the resources")
+    holders = _holders(facts)
+    silent = [n for n, s in sorted(facts.items()) if not s.get("answered")]
+    if len(holders) > 1:
+        return dict(out, reason=f"both nodes hold storage or VIP ({', '.join(holders)}): a human decides")
+    if not holders:
+        if silent:
+            return dict(out, reason=f"no answer from {', '.join(silent)} and no other node holds the resources: "
+                                    "heartbeat handles host death")
+        return dict(out, action="wait", reason="no node holds the storage or VIP: heartbeat owns them (start or "
+                                               "host death)")
+    node = holders[0]
+    peer = next(n["id"] for n in c["nodes"] if n["id"] != node)
+    out.update(node=node, peer=peer)
+    a = facts[node]
+    if a["vip"] and a["mounted"] and (a["master"] or {}).get("healthy"):
+        return dict(out, action="none", reason=f"{node} holds storage and VIP and mfsmaster answers")
+    restarts = _recent(book, ("restart",), now, f["cooldown"])
+    why = []
+    if restart_failed:
+        why.append("the in-place restart did not serve")
+    elif not (a["vip"] and a["mounted"]):
+        why.append(f"{node} holds {'the VIP' if a['vip'] else 'the storage'} only")
+    elif not a["heartbeat"]["running"]:
+        why.append(f"heartbeat is not running on {node}")
+    elif len(restarts) >= f["restart_budget"]:
+        why.append(f"restart budget spent ({len(restarts)} of {f['restart_budget']} in {f['cooldown']} s)")
+    else:
+        return dict(out, action="restart", reason=f"mfsmaster on {node} fails ({(a['master'] or {}).get('detail')}); "
+                                                  f"restart {len(restarts) + 1} of {f['restart_budget']}")
+    moves = _recent(book, ("move", "switchover"), now, f["cooldown"])
+    if moves:
+        ago = round(now - moves[-1]["time"])
+        return dict(out, reason=f"{'; '.join(why)}; flap guard: the resources moved {ago} s ago "
+                                f"(cooldown {f['cooldown']} s)")
+    blockers = move_blockers(facts, node, peer)
+    if blockers:
+        return dict(out, reason=f"{'; '.join(why)}; cannot move: {'; '.join(blockers)}")
+    return dict(out, action="move", reason=f"{'; '.join(why)}: hand the resources to {peer} through heartbeat")
+
+
+# ---- acting ------------------------------------------------------------------------------------------------------
+
+def _fire(tag, data):
+    __salt__["event.send"](tag, data)
+
+
+def _note_nodes(c, book):
+    """Tell the nodes the maintenance flag and the last failover (for `salt-call mfsha.status`); fire and forget."""
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    client.cmd_async([n["id"] for n in c["nodes"]], "mfsha.note",
+                     kwarg={"book": {"maintenance": book.get("maintenance", False), "last": book.get("last")}},
+                     tgt_type="list")
+
+
+def _wait_peer_serves(c, peer, timeout):
+    """Poll the peer until it holds the resources and its mfsmaster answers; returns its state or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = _facts(c, [peer])[peer]
+        if state.get("answered") and state["vip"] and state["mounted"] and (state["master"] or {}).get("healthy"):
+            return state
+        time.sleep(0.5)
+    return None
+
+
+def _restart(c, node):
+    f = c["failover"]
+    # grace 1 s: the master already failed the protocol probe for `debounce` checks, a hung one never saves; -a
+    # replays the changelogs (CHANGELOG_SAVE_MODE 2) either way
+    ok, ret = _call([node], "mfsha.restart_master",
+                    {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 1},
+                    timeout=f["serve_timeout"] + 20)[node]
+    return ok, ret
+
+
+def _move(c, node, peer):
+    ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
+    if not ok:
+        return False, f"hb_standby on {node} failed: {ret}"
+    state = _wait_peer_serves(c, peer, c["failover"]["serve_timeout"])
+    if state is None:
+        return False, f"{peer} did not serve within {c['failover']['serve_timeout']} s after hb_standby on {node}"
+    return True, {"handover": ret, "metadata_version": state["master"]["metadata_version"]}
+
+
+def _record(name, c, book, entry):
+    book.setdefault("history", []).append(entry)
+    if entry["action"] in ("restart", "move", "switchover"):
+        book["last"] = entry
+    _save(name, book)
+    try:
+        _note_nodes(c, book)
+    except Exception as exc:  # noqa: BLE001 - the note is informational; the failover result stands
+        log.warning("mfsha: could not note the book on the nodes of %s: %s", name, exc)
+
+
+def _result(name, result, reason, timeline, **extra):
+    data = dict(extra, cluster=name, result=result, reason=reason, timeline=timeline)
+    t0 = timeline.get("detected") or timeline.get("decided")
+    data["durations_s"] = {k: round(v - t0, 2) for k, v in timeline.items() if v and t0}
+    _fire(f"mfsha/failover/{result}", data)
+    log.warning("mfsha: failover %s for %s: %s", result, name, reason)
+    return data
+
+
+def recover(minion=None, event=None):
+    """The failover loop's action for one event (mfsha/orch/recover.sls). `event` is the reactor's {tag, data};
+    `minion` defaults to the event's sender id (data.id, set by the Salt master from the minion's authentication).
+
+    Re-checks both nodes, applies THE RULE and acts; fires and returns {"result": healthy|ignored|suppressed|waiting|
+    refused|skipped|restarted|moved|failed, "reason", "timeline", "decision", "cluster", "minion", "trigger"}."""
+    event = event or {}
+    data = event.get("data") or {}
+    minion = minion or data.get("id")
+    tl = {"detected": data.get("since") or time.time()}
+    trigger = event.get("tag")
+    clusters = _clusters()
+    name = cluster_of(clusters, minion)
+    if name is None:
+        return _result(None, "ignored", f"{minion!r} is not a master node of any cluster in the pillar", tl,
+                       minion=minion, trigger=trigger)
+    c = clusters[name]
+    with _lock(name) as mine:
+        if not mine:
+            return _result(name, "skipped", "another recovery or switchover of this cluster is running", tl,
+                           minion=minion, trigger=trigger)
+        book = _book(name)
+        facts = _facts(c)
+        d = decide(c, facts, book, time.time())
+        tl["decided"] = time.time()
+        common = {"minion": minion, "trigger": trigger, "decision": d}
+        results = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting",
+                   "refuse": "refused"}
+        if d["action"] in results:
+            return _result(name, results[d["action"]], d["reason"], tl, **common)
+        if d["action"] == "restart":
+            ok, ret = _restart(c, d["node"])
+            tl["restarted"] = time.time()
+            _record(name, c, book, {"time": tl["decided"], "action": "restart", "node": d["node"], "result": ok,
+                                    "duration_s": round(tl["restarted"] - tl["detected"], 2), "reason": d["reason"]})
+            if ok:
+                tl["serving"] = tl["restarted"]
+                return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
+            log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
+            d = decide(c, _facts(c), book, time.time(), restart_failed=True)
+            common["decision"] = d
+            if d["action"] != "move":
+                return _result(name, "failed", f"restart failed ({ret}); {d['reason']}", tl, **common)
+        ok, ret = _move(c, d["node"], d["peer"])
+        tl["moved"] = time.time()
+        if ok:
+            tl["serving"] = tl["moved"]
+        _record(name, c, book, {"time": tl["decided"], "action": "move", "node": d["node"], "to": d["peer"],
+                                "result": ok, "duration_s": round(tl["moved"] - tl["detected"], 2),
+                                "reason": d["reason"]})
+        return _result(name, "moved" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret, **common)
+
+
+# ---- operator commands ---------------------------------------------------------------------------------------------
+
+def _cluster(name):
+    clusters = _clusters()
+    if name not in clusters:
+        raise salt.exceptions.SaltInvocationError(f"mfsha: no cluster {name!r} in the pillar ({', '.join(clusters)})")
+    return clusters[name]
+
+
+def switchover_blockers(c, facts, book):
+    """Reasons to refuse a planned handover; empty when it is safe."""
+    if c["failover"]["maintenance"] or book.get("maintenance"):
+        return ["maintenance is on: switch it off first (salt-run mfsha.maintenance <cluster> off)"]
+    moving = [n for n, s in sorted(facts.items()) if s.get("answered") and s["heartbeat"]["resources"] == "transition"]
+    if moving:
+        return [f"heartbeat on {', '.join(moving)} is moving the resources"]
+    holders = _holders(facts)
+    if len(holders) != 1:
+        silent = [n for n, s in sorted(facts.items()) if not s.get("answered")]
+        return [f"{len(holders)} nodes hold the resources ({', '.join(holders) or 'none'})" +
+                (f"; no answer from {', '.join(silent)}" if silent else "")]
+    peer = next(n["id"] for n in c["nodes"] if n["id"] != holders[0])
+    return move_blockers(facts, holders[0], peer)
+
+
+def switchover(cluster):
+    """Planned handover of `cluster` to the passive node through heartbeat, after the pre-checks.
+
+    Returns {"result": switched|refused|failed, "reasons" or "from"/"to"/"seconds"/"metadata_version"}.
+
+    CLI Example: salt-run mfsha.switchover paris"""
+    c = _cluster(cluster)
+    with _lock(cluster) as mine:
+        if not mine:
+            return {"result": "refused", "reasons": ["a recovery or switchover of this cluster is running"]}
+        book = _book(cluster)
+        facts = _facts(c)
+        reasons = switchover_blockers(c, facts, book)
+        if reasons:
+            _fire("mfsha/switchover/refused", {"cluster": cluster, "reasons": reasons})
+            return {"result": "refused", "reasons": reasons}
+        node = _holders(facts)[0]
+        peer = next(n["id"] for n in c["nodes"] if n["id"] != node)
+        t0 = time.time()
+        ok, ret = _move(c, node, peer)
+        entry = {"time": t0, "action": "switchover", "node": node, "to": peer, "result": ok,
+                 "duration_s": round(time.time() - t0, 2), "reason": "salt-run mfsha.switchover"}
+        _record(cluster, c, book, entry)
+        out = {"result": "switched" if ok else "failed", "from": node, "to": peer, "seconds": entry["duration_s"]}
+        out.update(ret if ok else {"reasons": [ret]})
+        _fire(f"mfsha/switchover/{out['result']}", dict(out, cluster=cluster))
+        return out
+
+
+def maintenance(cluster, state="on"):
+    """Switch the maintenance flag of `cluster`: while on, the failover loop only reports.
+
+    CLI Example: salt-run mfsha.maintenance paris on"""
+    flag = {"on": True, "off": False, True: True, False: False}.get(state if isinstance(state, bool) else str(state).lower())
+    if flag is None:
+        raise salt.exceptions.SaltInvocationError(f"mfsha: maintenance state must be on or off, not {state!r}")
+    c = _cluster(cluster)
+    book = _book(cluster)
+    book["maintenance"] = flag
+    _save(cluster, book)
+    _note_nodes(c, book)
+    _fire(f"mfsha/maintenance/{'on' if flag else 'off'}", {"cluster": cluster})
+    return {"cluster": cluster, "maintenance": flag, "pillar_maintenance": c["failover"]["maintenance"]}
+
+
+def _cell(value, width):
+    return str("-" if value is None else value)[:width].ljust(width)
+
+
+def table(c, facts, book, serving):
+    """The status table of one cluster (text)."""
+    last = book.get("last")
+    lines = [f"cluster {c['name']}: VIP {c['vip']['address']} {'serves' if serving[0] else 'DOES NOT SERVE'} "
+             f"({serving[1]}); maintenance {'on' if c['failover']['maintenance'] or book.get('maintenance') else 'off'}"
+             f"; failover {'enabled' if c['failover']['enabled'] else 'disabled'}",
+             "  last failover: " + (f"{last['action']} {last['node']}{' -> ' + last['to'] if last.get('to') else ''} "
+                                    f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(last['time']))} UTC, "
+                                    f"{'ok' if last['result'] else 'FAILED'}, {last['duration_s']} s"
+                                    if last else "none"),
+             "  " + "".join(_cell(h, w) for h, w in (("node", 12), ("role", 8), ("VIP", 5), ("storage", 9),
+                                                      ("heartbeat", 18), ("mfsmaster", 10), ("metadata", 10),
+                                                      ("drbd", 40)))]
+    for n in c["nodes"]:
+        s = facts[n["id"]]
+        if not s.get("answered"):
+            lines.append(f"  {_cell(n['id'], 12)}no answer: {s.get('error')}")
+            continue
+        m, d, hb = s["master"] or {}, s["drbd"], s["heartbeat"]
+        drbd = (f"{d['role']} {d['disk']}/{d['peer_disk']} {d['connection']}"
+                + (f" sync {d['sync_done']}%" if d.get("sync_done") is not None else "")
+                + (" SPLIT-BRAIN" if d.get("split_brain") else "")) if d else "-"
+        lines.append("  " + "".join(_cell(v, w) for v, w in (
+            (n["id"], 12), ("active" if s["active"] else "passive", 8), ("yes" if s["vip"] else "no", 5),
+            ("mounted" if s["mounted"] else "-", 9),
+            (f"{'running' if hb['running'] else 'DOWN'} ({hb['resources'] or '-'})", 18),
+            (("healthy" if m.get("healthy") else "FAILING") if s["master"] else "-", 10),
+            (m.get("metadata_version"), 10), (drbd, 40))))
+    return "\n".join(lines)
+
+
+def status(cluster=None, fmt="table"):
+    """Per cluster: active node, VIP holder, DRBD roles/disks/sync, mfsmaster health and metadata version per node,
+    heartbeat state, maintenance flag, last failover and its duration. fmt=data returns the facts instead.
+
+    CLI Example: salt-run mfsha.status"""
+    clusters = _clusters()
+    names = [cluster] if cluster else sorted(clusters)
+    out = {}
+    for name in names:
+        if name not in clusters:
+            raise salt.exceptions.SaltInvocationError(f"mfsha: no cluster {name!r} in the pillar")
+        c, book = clusters[name], _book(name)
+        facts, serving = _facts(c), _serving(c)
+        holders = _holders(facts)
+        if fmt == "data":
+            out[name] = {"active": holders[0] if len(holders) == 1 else holders, "nodes": facts,
+                         "vip_serves": serving[0], "vip_detail": serving[1],
+                         "maintenance": c["failover"]["maintenance"] or book.get("maintenance", False),
+                         "last_failover": book.get("last")}
+        else:
+            out[name] = table(c, facts, book, serving)
+    return out

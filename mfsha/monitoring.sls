@@ -1,0 +1,43 @@
+{#- The mfsha beacon on a master node: health transitions go to the Salt master's reactor (mfsha/reactor.sls).
+    Its config is a snapshot of the pillar so it keeps working with the Salt master down. `interval` counts minion
+    loop ticks (loop_interval), so check_interval seconds are converted. #}
+{%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- set f = mfsha.failover %}
+{%- set loop = salt["config.get"]("loop_interval", 1) | float %}
+{%- set ticks = [1, (f.check_interval / loop) | round(0, "ceil") | int] | max %}
+
+{#- The beacon module must be in the minion's running beacon loader before beacon.present validates it; a sync
+    signals the minion asynchronously, so wait (bounded) until the minion lists it. #}
+mfsha-monitoring-beacon-synced:
+  saltutil.sync_beacons:
+    - refresh: True
+
+mfsha-monitoring-beacon-loaded:
+  loop.until:
+    - name: beacons.list_available
+    - m_kwargs:
+        return_yaml: False
+    - condition: "'mfsha' in m_ret"
+    - period: 1
+    - timeout: 30
+    - require:
+      - saltutil: mfsha-monitoring-beacon-synced
+
+mfsha-monitoring-beacon:
+  beacon.present:
+    - name: mfsha
+    - save: True
+    - interval: {{ ticks }}
+    - cluster: {{ mfsha.cluster }}
+    - vip: {{ mfsha.vip.address }}
+    - interface: {{ mfsha.vip.interface }}
+    - port: {{ mfsha.master.config.MATOCL_LISTEN_PORT }}
+    - mountpoint: {{ mfsha.storage.mountpoint }}
+    - storage: {{ mfsha.storage.type }}
+    - resource: {{ mfsha.storage.drbd.resource }}
+    - peer: {{ mfsha.peer.hostname }}
+    - debounce: {{ f.debounce }}
+    - repeat: {{ f.cooldown }}
+    - probe_timeout: 0.5
+    - require:
+      - loop: mfsha-monitoring-beacon-loaded

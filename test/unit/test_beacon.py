@@ -1,0 +1,217 @@
+"""The mfsha beacon: debounce and transition logic, and the checks it derives from one real look at a node
+(_modules/mfsha.node_state with captured mfsmaster/DRBD outputs, a real hung TCP endpoint for the protocol probe)."""
+from pathlib import Path
+
+import pytest
+
+import mfsha_drbd
+from unit_support import FIXTURES, FakeCommands, load_salt_module
+from test_mfs_parse import Server
+from test_mfsmaster_module import fixture
+
+beacon = load_salt_module("_beacons/mfsha.py")
+T0 = 1_700_000_000.0
+
+
+def bad(*names, good=(), skip=()):
+    out = {n: (True, f"{n} failed") for n in names}
+    out.update({n: (False, "ok") for n in good})
+    out.update({n: (None, "") for n in skip})
+    return out
+
+
+# ---- Tracker: debounce and transitions ---------------------------------------------------------------------------
+
+def test_down_only_after_debounce_consecutive_bad_checks():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    assert t.update(bad("master"), T0) == []
+    ev = t.update(bad("master"), T0 + 1)
+    assert ev == [{"what": "master", "state": "down", "since": T0, "details": "master failed", "repeat": 0}]
+    assert t.update(bad("master"), T0 + 2) == []  # a held state is not re-sent
+
+
+def test_up_after_debounce_good_checks_once():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    t.update(bad("master"), T0)
+    t.update(bad("master"), T0 + 1)
+    assert t.update(bad(good=["master"]), T0 + 2) == []
+    ev = t.update(bad(good=["master"]), T0 + 3)
+    assert [(e["what"], e["state"], e["since"]) for e in ev] == [("master", "up", T0 + 2)]
+    assert t.update(bad(good=["master"]), T0 + 4) == []
+
+
+def test_flapping_below_debounce_sends_nothing():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    for i in range(10):
+        assert t.update(bad("master") if i % 2 else bad(good=["master"]), T0 + i) == []
+
+
+def test_debounce_one_reports_at_first_bad_check():
+    t = beacon.Tracker(debounce=1, repeat=60)
+    assert [e["state"] for e in t.update(bad("vip"), T0)] == ["down"]
+
+
+def test_not_judged_keeps_the_streak():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    t.update(bad("master"), T0)
+    assert t.update(bad(skip=["master"]), T0 + 1) == []
+    assert [e["state"] for e in t.update(bad("master"), T0 + 2)] == ["down"]
+
+
+def test_unresolved_fault_is_announced_again_every_repeat_seconds():
+    t = beacon.Tracker(debounce=2, repeat=10)
+    t.update(bad("master"), T0)
+    t.update(bad("master"), T0 + 1)
+    assert t.update(bad("master"), T0 + 10) == []
+    ev = t.update(bad("master"), T0 + 11)
+    assert [(e["state"], e["repeat"], e["since"]) for e in ev] == [("down", 1, T0)]
+    assert t.update(bad("master"), T0 + 12) == []
+
+
+def test_each_check_has_its_own_state():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    t.update(bad("master", good=["heartbeat"]), T0)
+    ev = t.update(bad("master", "heartbeat"), T0 + 1)
+    assert [e["what"] for e in ev] == ["master"]
+    ev = t.update(bad("master", "heartbeat"), T0 + 2)
+    assert [e["what"] for e in ev] == ["heartbeat"]
+
+
+@pytest.mark.parametrize("config, ok", [
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/mfsconf"}], True),
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}], False),
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"debounce": 0}], False),
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"storage": "nfs"}], False),
+    ("nonsense", False),
+])
+def test_validate(config, ok):
+    assert beacon.validate(config)[0] is ok
+
+
+# ---- one look at a node: node_state with captured outputs -> checks ------------------------------------------------
+
+# `ip -o addr show dev eth0` of a lab node holding the VIP (here 127.0.0.1: the probe goes to the VIP)
+IP_VIP = ("2: eth0    inet 10.99.0.11/24 scope global eth0\\       valid_lft forever preferred_lft forever\n"
+          "2: eth0    inet 127.0.0.1/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever")
+IP_NO_VIP = "2: eth0    inet 10.99.0.12/24 scope global eth0\\       valid_lft forever preferred_lft forever"
+DRBD = FIXTURES / "drbd" / "live-9"
+
+
+class Node:
+    """_modules/mfsha.py and _modules/mfsmaster.py loaded bare, commands replayed from captured outputs."""
+
+    def __init__(self, tmp_path, rsc="all", vip=True, master="mfsmaster-test__running", drbd=None, port=None):
+        self.fake = FakeCommands(tmp_path)
+        self.mount = tmp_path / "mnt"
+        self.mount.mkdir()
+        cfg = self.mount / "mfsmaster.cfg"
+        cfg.write_text("DATA_PATH = /nonexistent\n")
+        self.fake.on("cl_status rscstatus", stdout=rsc + "\n", rc=0 if rsc else 1,
+                     stderr="" if rsc else "Heartbeat is stopped on this machine.\n")
+        self.fake.on("cl_status nodestatus mfs-b", stdout="active\n")
+        self.fake.on("ip -o addr show dev eth0", stdout=IP_VIP if vip else IP_NO_VIP)
+        out, err, rc = fixture(master)
+        self.fake.on(f"mfsmaster -c {cfg} test", stdout=out, stderr=err, rc=rc)
+        mfsmaster = load_salt_module("_modules/mfsmaster.py", salt={"cmd.run_all": self.fake.run_all})
+        salt = {"cmd.run_all": self.fake.run_all, "mfsmaster.health": mfsmaster.health}
+        if drbd:
+            salt["drbd.status"] = lambda res: mfsha_drbd.parse_status((DRBD / drbd).read_text())
+        self.mod = load_salt_module("_modules/mfsha.py", salt=salt)
+        self.mod.__grains__ = {"id": "mfs-a"}
+        self.port = port
+
+    def state(self, mounted=True):
+        mp = str(self.mount) if mounted else "/nowhere-mounted"
+        self.mod.is_mounted = lambda m: mounted  # /proc/self/mounts of the test host knows nothing of the lab
+        return self.mod.node_state(cluster="lab", vip="127.0.0.1", port=self.port, mountpoint=str(self.mount) if mounted
+                                   else mp, storage="drbd" if self.mod.__salt__.get("drbd.status") else "shared",
+                                   peer="mfs-b", timeout=0.3)
+
+
+@pytest.fixture
+def hung():
+    srv = Server("hang")  # accepts the handshake in the kernel, never answers: a SIGSTOPped master
+    yield srv
+    srv.close()
+
+
+def test_sigstopped_master_on_active_node_is_a_master_fault(tmp_path, hung):
+    node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
+    state = node.state()
+    assert state["active"] and state["vip"] and state["heartbeat"] == {"running": True, "resources": "all",
+                                                                         "peer": "active"}
+    assert state["master"]["process"] and not state["master"]["protocol"]
+    res = beacon.checks(state)
+    assert res["master"][0] is True and "no answer" in res["master"][1]
+    assert res["heartbeat"][0] is False and res["vip"][0] is False and res["storage"][0] is False
+    assert "drbd" not in res
+
+
+def test_killed_master_is_a_master_fault(tmp_path):
+    node = Node(tmp_path, master="mfsmaster-test__after-kill9", port=1)  # nothing listens on port 1
+    res = beacon.checks(node.state())
+    assert res["master"][0] is True and "not running" in res["master"][1]
+
+
+def test_passive_node_judges_only_heartbeat_and_drbd(tmp_path):
+    node = Node(tmp_path, rsc="none", vip=False, drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
+    state = node.state(mounted=False)
+    assert not state["active"] and state["master"] is None
+    assert state["blockers"] == []  # UpToDate; the Primary peer hands over first
+    res = beacon.checks(state)
+    assert res["master"][0] is None and res["vip"][0] is None and res["storage"][0] is None
+    assert res["heartbeat"][0] is False and res["drbd"][0] is False
+
+
+def test_heartbeat_moving_resources_is_not_judged(tmp_path):
+    node = Node(tmp_path, rsc="transition", master="mfsmaster-test__stopped", port=1)
+    res = beacon.checks(node.state())
+    assert res["master"][0] is None and res["vip"][0] is None
+
+
+def test_heartbeat_down_and_vip_without_storage(tmp_path):
+    node = Node(tmp_path, rsc="")
+    state = node.state(mounted=False)
+    assert state["heartbeat"]["running"] is False
+    res = beacon.checks(state)
+    assert res["heartbeat"] == (True, "heartbeat is not running")
+    assert res["storage"][0] is True and res["vip"][0] is False
+
+
+@pytest.mark.parametrize("fixture_name, problem", [
+    ("drbdsetup-status-json__standalone-split-brain-primary__mfsmaster1.txt", "connection StandAlone"),
+    ("drbdsetup-status-json__connected-secondary-inconsistent__mfsmaster2.txt", "local disk Inconsistent"),
+    ("drbdsetup-status-json__peer-lost-connecting-secondary__mfsmaster1.txt", "connection Connecting"),
+])
+def test_drbd_faults_from_captured_status(tmp_path, fixture_name, problem):
+    node = Node(tmp_path, rsc="none", vip=False, drbd=fixture_name)
+    res = beacon.checks(node.state(mounted=False))
+    assert res["drbd"][0] is True and problem in res["drbd"][1]
+
+
+def test_beacon_sends_one_event_per_transition(tmp_path, hung):
+    node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state()}
+    beacon.__opts__ = {"id": "mfs-a"}
+    beacon._TRACKERS.clear()
+    config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 2}]
+    assert beacon.validate(config)[0]
+    sent = [beacon.beacon(config) for _ in range(4)]
+    assert [len(s) for s in sent] == [0, 1, 0, 0]
+    ev = sent[1][0]
+    assert ev["tag"] == "master/down" and ev["node"] == "mfs-a" and ev["cluster"] == "lab"
+    assert isinstance(ev["since"], float) and ev["active"] is True and "no answer" in ev["details"]
+    # the master answers again (captured running state, real answering endpoint): one master/up
+    srv = Server("answer")
+    try:
+        node.port = srv.port
+        out, err, rc = fixture("mfsmaster-test__running")
+        node.fake.on(f"mfsmaster -c {node.mount / 'mfsmaster.cfg'} test", stdout=out, stderr=err, rc=rc)
+        sent = [beacon.beacon(config) for _ in range(3)]
+    finally:
+        srv.close()
+    assert [[e["tag"] for e in s] for s in sent] == [[], ["master/up"], []]
+
+
+def test_fixture_dir_exists():
+    assert Path(DRBD).is_dir(), "../shared/fixtures/drbd is missing beside the repo"

@@ -1,0 +1,180 @@
+"""THE RULE of the failover loop (_runners/mfsha.py decide / move_blockers / switchover_blockers) on node looks
+built from captured outputs: mfsha.node_state through the real modules (test_beacon.Node), DRBD status fixtures."""
+import copy
+
+import pytest
+import yaml
+
+import mfsha_pillar
+from unit_support import REPO, load_salt_module
+from test_beacon import Node, Server
+
+runner = load_salt_module("_runners/mfsha.py")
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture(scope="module")
+def paris():
+    pillar = yaml.safe_load((REPO / "pillar.example").read_text())["mfsha"]
+    defaults = yaml.safe_load((REPO / "mfsha" / "defaults.yaml").read_text())
+    return mfsha_pillar.validate(pillar, defaults)["paris"]
+
+
+@pytest.fixture(scope="module")
+def looks(tmp_path_factory):
+    """Captured looks at a node, by name: real node_state returns (the answering/hung endpoints are closed after)."""
+    out = {}
+    up, hung = Server("answer"), Server("hang")
+    try:
+        def look(name, **kw):
+            node = Node(tmp_path_factory.mktemp(name), **kw)
+            out[name] = dict(node.state(mounted=name.startswith("active")), answered=True)
+        look("active-serving", drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt", port=up.port)
+        look("active-hung", drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt",
+             master="mfsmaster-test__sigstopped", port=hung.port)
+        look("active-killed", drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt",
+             master="mfsmaster-test__after-kill9", port=1)
+        look("active-no-heartbeat", rsc="", master="mfsmaster-test__after-kill9", port=1,
+             drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt")
+        look("active-moving", rsc="transition", master="mfsmaster-test__stopped", port=1,
+             drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt")
+        look("passive-uptodate", rsc="none", vip=False,
+             drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
+        look("passive-inconsistent", rsc="none", vip=False,
+             drbd="drbdsetup-status-json__connected-secondary-inconsistent__mfsmaster2.txt")
+        look("passive-no-heartbeat", rsc="", vip=False,
+             drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
+    finally:
+        up.close()
+        hung.close()
+    return out
+
+
+def facts(looks, a, b):
+    return {"paris-mfs1": copy.deepcopy(looks[a]), "paris-mfs2": copy.deepcopy(looks[b]) if b else
+            {"answered": False, "error": "no answer"}}
+
+
+def book(*history, maintenance=False):
+    return {"maintenance": maintenance, "history": list(history)}
+
+
+def entry(action, ago):
+    return {"time": NOW - ago, "action": action, "node": "paris-mfs1", "result": True, "duration_s": 5}
+
+
+def decide(c, f, b=None, **kw):
+    return runner.decide(c, f, b or book(), NOW, **kw)
+
+
+def test_serving_cluster_needs_nothing(paris, looks):
+    d = decide(paris, facts(looks, "active-serving", "passive-uptodate"))
+    assert d["action"] == "none" and d["node"] == "paris-mfs1"
+
+
+@pytest.mark.parametrize("fault", ["active-hung", "active-killed"])
+def test_failing_master_on_healthy_host_is_restarted_in_place(paris, looks, fault):
+    d = decide(paris, facts(looks, fault, "passive-uptodate"))
+    assert d["action"] == "restart" and d["node"] == "paris-mfs1", d
+    assert "restart 1 of 2" in d["reason"]
+
+
+def test_spent_restart_budget_moves_to_an_uptodate_peer(paris, looks):
+    d = decide(paris, facts(looks, "active-hung", "passive-uptodate"), book(entry("restart", 10), entry("restart", 5)))
+    assert (d["action"], d["node"], d["peer"]) == ("move", "paris-mfs1", "paris-mfs2"), d
+    assert "restart budget spent (2 of 2 in 60 s)" in d["reason"]
+
+
+def test_old_restarts_leave_the_window(paris, looks):
+    d = decide(paris, facts(looks, "active-hung", "passive-uptodate"), book(entry("restart", 70), entry("restart", 65)))
+    assert d["action"] == "restart"
+
+
+def test_failed_restart_moves(paris, looks):
+    d = decide(paris, facts(looks, "active-killed", "passive-uptodate"), restart_failed=True)
+    assert d["action"] == "move" and "did not serve" in d["reason"]
+
+
+def test_flap_guard_refuses_a_second_move_inside_cooldown(paris, looks):
+    d = decide(paris, facts(looks, "active-killed", "passive-uptodate"),
+               book(entry("restart", 3), entry("restart", 2), entry("move", 30)))
+    assert d["action"] == "refuse" and "flap guard: the resources moved 30 s ago (cooldown 60 s)" in d["reason"]
+
+
+def test_never_promotes_a_peer_whose_disk_is_not_uptodate(paris, looks):
+    d = decide(paris, facts(looks, "active-killed", "passive-inconsistent"), restart_failed=True)
+    assert d["action"] == "refuse"
+    assert "peer paris-mfs2 may not be promoted: local disk of volume 0 is Inconsistent, not UpToDate" in d["reason"]
+
+
+def test_peer_heartbeat_down_refuses_the_move(paris, looks):
+    d = decide(paris, facts(looks, "active-killed", "passive-no-heartbeat"), restart_failed=True)
+    assert d["action"] == "refuse" and "heartbeat is not running on peer paris-mfs2" in d["reason"]
+
+
+def test_no_heartbeat_on_the_active_node_neither_restarts_nor_moves(paris, looks):
+    d = decide(paris, facts(looks, "active-no-heartbeat", "passive-uptodate"))
+    assert d["action"] == "refuse"
+    assert "heartbeat is not running on paris-mfs1" in d["reason"]
+
+
+def test_heartbeat_moving_resources_waits(paris, looks):
+    assert decide(paris, facts(looks, "active-moving", "passive-uptodate"))["action"] == "wait"
+
+
+def test_nobody_holds_the_resources_waits_for_heartbeat(paris, looks):
+    f = facts(looks, "passive-uptodate", "passive-uptodate")
+    assert decide(paris, f)["action"] == "wait"
+    f = facts(looks, "passive-uptodate", None)
+    d = decide(paris, f)
+    assert d["action"] == "refuse" and "heartbeat handles host death" in d["reason"]
+
+
+def test_both_nodes_holding_resources_is_for_a_human(paris, looks):
+    d = decide(paris, facts(looks, "active-killed", "active-serving"))
+    assert d["action"] == "refuse" and "a human decides" in d["reason"]
+
+
+def test_maintenance_from_pillar_or_runner_suppresses(paris, looks):
+    f = facts(looks, "active-killed", "passive-uptodate")
+    assert decide(paris, f, book(maintenance=True))["action"] == "suppress"
+    c = copy.deepcopy(paris)
+    c["failover"]["maintenance"] = True
+    assert decide(c, f)["action"] == "suppress"
+
+
+def test_disabled_failover_is_ignored(paris, looks):
+    c = copy.deepcopy(paris)
+    c["failover"]["enabled"] = False
+    assert decide(c, facts(looks, "active-killed", "passive-uptodate"))["action"] == "ignore"
+
+
+def test_membership_is_by_pillar_nodes(paris):
+    clusters = {"paris": paris}
+    assert runner.cluster_of(clusters, "paris-mfs2") == "paris"
+    assert runner.cluster_of(clusters, "paris-web1") is None  # a client of the cluster is no master node
+    assert runner.cluster_of(clusters, "mallory") is None
+
+
+def test_switchover_pre_checks(paris, looks):
+    ok = facts(looks, "active-serving", "passive-uptodate")
+    assert runner.switchover_blockers(paris, ok, book()) == []
+    assert "maintenance is on" in runner.switchover_blockers(paris, ok, book(maintenance=True))[0]
+    why = runner.switchover_blockers(paris, facts(looks, "active-serving", "passive-inconsistent"), book())
+    assert why == ["peer paris-mfs2 may not be promoted: local disk of volume 0 is Inconsistent, not UpToDate"]
+    why = runner.switchover_blockers(paris, facts(looks, "active-serving", "passive-no-heartbeat"), book())
+    assert why == ["heartbeat is not running on peer paris-mfs2"]
+    why = runner.switchover_blockers(paris, facts(looks, "active-serving", None), book())
+    assert why == ["no answer from peer paris-mfs2: no answer"]
+
+
+def test_status_table_shows_each_node(paris, looks):
+    last = dict(entry("move", 30), to="paris-mfs2")
+    text = runner.table(paris, facts(looks, "active-hung", "passive-uptodate"), dict(book(last), last=last),
+                        (False, "connect: refused"))
+    assert "VIP 10.20.0.10 DOES NOT SERVE" in text and "maintenance off" in text
+    assert "move paris-mfs1 -> paris-mfs2" in text
+    rows = {line.split()[0]: line for line in text.splitlines()[3:]}
+    assert "active" in rows["paris-mfs1"] and "FAILING" in rows["paris-mfs1"] and "Primary UpToDate/UpToDate" in \
+        rows["paris-mfs1"]
+    assert "passive" in rows["paris-mfs2"] and "Secondary UpToDate/UpToDate" in rows["paris-mfs2"]
