@@ -173,3 +173,22 @@ def test_master_config_and_exports_render(formula, pillar, minion):
     assert exports and not any(ln.startswith("* ") for ln in exports)  # never everyone
     if pillar == "custom":  # no exports in the pillar: the VIP's subnet only
         assert exports == ["10.44.1.0/24 / rw,alldirs,maproot=0", "10.44.1.0/24 . rw"]
+
+
+def test_clustermsg_fix_matches_the_packaged_shellfuncs(formula, tmp_path):
+    """The file.replace pattern hits exactly the packaged ha_clustermsg line, the result is valid sh, and one printf
+    delivers the framed message (one write, so two concurrent messages cannot interleave)."""
+    import re
+    chunk = formula.use("paris-mfs2", "example").ids()["mfsha-heartbeat-clustermsg-written-at-once"]
+    packaged = open("/etc/ha.d/shellfuncs", encoding="utf-8").read()  # heartbeat's own file, never modified here
+    fixed, count = re.subn(chunk["pattern"], chunk["repl"], packaged, flags=re.MULTILINE)  # as file.replace does
+    assert count == 1
+    assert re.search(chunk["pattern"], fixed, flags=re.MULTILINE) is None  # applied once: idempotent
+    script = tmp_path / "shellfuncs"
+    script.write_text(fixed)
+    assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
+    fifo = tmp_path / "fifo-as-file"
+    out = subprocess.run(["sh", "-c", f'. "$1"; HA_FIFO="$2"; echo "t=x" | ha_clustermsg', "sh", str(script), str(fifo)],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert fifo.read_text() == ">>>\nt=x\n<<<\n"
