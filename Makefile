@@ -6,8 +6,9 @@ PYTEST := $(PY) -m pytest
 setup:
 	@bash tools/setup.sh
 
+# fast tiers first (pytest.ini testpaths): unit, render, then the lab, its integration tests and the DRBD VMs
 test: setup
-	$(PYTEST) test
+	$(PYTEST)
 
 test-unit: setup
 	$(PYTEST) test/unit
