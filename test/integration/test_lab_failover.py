@@ -3,6 +3,7 @@ One lab for the module (see test/lab/labfixtures.py); every wait is bounded; tim
 import time
 
 import pytest
+from labhosts import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -94,7 +95,8 @@ def test_second_master_refused_while_first_holds_data(healthy_lab):
         print(out)
         assert p.returncode != 0, out
         assert "lock" in out, out
-        assert lab.mfsmaster_pids(passive) == []
+        # the refused master says "exiting"; its daemon child may take a moment to be gone
+        wait_for("the refused second master to exit", lambda: lab.mfsmaster_pids(passive) == [], timeout=15)
     finally:
         for pid in lab.mfsmaster_pids(passive):
             host.run(["kill", "-9", str(pid)], check=False)
