@@ -97,7 +97,7 @@ mfsha-heartbeat-cluster-serves:
   mfsha.serving:
     - name: {{ mfsha.vip.address }}
     - port: {{ port }}
-    - timeout: {{ hb.initdead + mfsha.failover.serve_timeout }}
+    - timeout: {{ hb.join_timeout }}  # what the other node waits too; initdead alone is tight on slow hosts
     - require:
       - service: mfsha-heartbeat-service
 {%- endif %}

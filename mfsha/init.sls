@@ -5,7 +5,9 @@ include:
   - .storage
   - .master
   - .heartbeat
+{%- if mfsha.failover.enabled %}
   - .monitoring
+{%- endif %}
 {%- endif %}
 {%- if mfsha.roles | reject("equalto", "master") | list %}
   - .clients

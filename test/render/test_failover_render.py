@@ -1,8 +1,10 @@
 """The failover loop's sls, rendered by real Salt: the beacon config on master nodes (monitoring.sls), the reactor
 config for the Salt master (reactor.sls), the thin reactor (reactor/health.sls) and the orchestration."""
+import copy
+
 import yaml
 
-from conftest import load_pillar
+from render_support import load_pillar
 
 BEACON_EVENT = {"what": "master", "state": "down", "since": 1795619627.49, "details": "mfsmaster is not running",
                 "repeat": 0, "node": "paris-mfs1", "cluster": "paris", "active": True, "heartbeat": "all",
@@ -67,3 +69,11 @@ def test_orchestration_calls_the_runner_with_the_sender(formula, tmp_path):
 
 def _example():
     return load_pillar("example")
+
+
+def test_disabled_loop_installs_no_beacon(formula):
+    """failover:enabled false (e.g. masterless salt-call, which has no minion daemon to run beacons)."""
+    pillar = copy.deepcopy(load_pillar("example"))
+    pillar["mfsha"]["clusters"]["paris"]["failover"]["enabled"] = False
+    ids = formula.use("paris-mfs2", pillar).ids()
+    assert "mfsha-heartbeat-service" in ids and not [i for i in ids if i.startswith("mfsha-monitoring")]
