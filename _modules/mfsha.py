@@ -227,6 +227,8 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
         if res:
             out["drbd"] = {k: res.get(k) for k in ("role", "disk", "connection", "replication", "peer_role",
                                                    "peer_disk", "sync_done", "split_brain")}
+            if res.get("connection") == "StandAlone":  # status alone cannot tell split brain from a disconnect
+                out["drbd"]["split_brain"] = __salt__["drbd.split_brain"](resource)["split_brain"]
             # a handover demotes the active peer first, so its Primary role does not count here
             after = copy.deepcopy(res)
             for p in after["peers"].values():

@@ -116,6 +116,9 @@ class Node:
         salt = {"cmd.run_all": self.fake.run_all, "mfsmaster.health": mfsmaster.health}
         if drbd:
             salt["drbd.status"] = lambda res: mfsha_drbd.parse_status((DRBD / drbd).read_text())
+            # what drbd.split_brain reads for a StandAlone resource: the kernel log captured at the split brain
+            dmesg = (DRBD / "dmesg-split-brain__mfsmaster1.txt").read_text()
+            salt["drbd.split_brain"] = lambda res: {"split_brain": mfsha_drbd.split_brain_in_log(dmesg, res) is not None}
         self.mod = load_salt_module("_modules/mfsha.py", salt=salt)
         self.mod.__grains__ = {"id": "mfs-a"}
         self.port = port
@@ -179,7 +182,7 @@ def test_heartbeat_down_and_vip_without_storage(tmp_path):
 
 
 @pytest.mark.parametrize("fixture_name, problem", [
-    ("drbdsetup-status-json__standalone-split-brain-primary__mfsmaster1.txt", "connection StandAlone"),
+    ("drbdsetup-status-json__standalone-split-brain-primary__mfsmaster1.txt", "split brain; connection StandAlone"),
     ("drbdsetup-status-json__connected-secondary-inconsistent__mfsmaster2.txt", "local disk Inconsistent"),
     ("drbdsetup-status-json__peer-lost-connecting-secondary__mfsmaster1.txt", "connection Connecting"),
 ])
