@@ -1,19 +1,14 @@
 """The lab's pillar, shaped exactly like pillar.example (`mfsha:clusters:lab:...`)."""
-import copy
 import os
 import secrets
+import sys
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_utils"))
+from mfsha_pillar import merge  # noqa: E402  (the formula's own merge: the lab pillar merges like defaults do)
+
 CLUSTER = "lab"
-
-
-def merge(base, over):
-    """Deep-merge dicts (lists and scalars of OVER replace), like the formula merges defaults."""
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 
 def lab_pillar(lab, device, secret, overrides=None):
