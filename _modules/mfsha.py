@@ -68,18 +68,34 @@ def heartbeat_running():
     return heartbeat_state()["running"]
 
 
+def vip_in_use(address, interface, timeout=3):
+    """True when some host answers ARP for `address` on `interface` (arping duplicate address detection).
+
+    The VIP is held whenever heartbeat holds the resources, also while the master behind it is hung.
+    """
+    cmd = ["arping", "-D", "-q", "-c", "2", "-w", str(timeout), "-I", interface, address]
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
+                                  timeout=timeout + 5)
+    if res["retcode"] in (0, 1):
+        return res["retcode"] == 1
+    raise CommandExecutionError(f"{' '.join(cmd)} failed with exit code {res['retcode']}: {res['stderr'].strip()}")
+
+
 def bootstrap_needed(cfg=None):
     """Whether this node must prepare the shared storage itself before heartbeat owns it.
 
-    Only the preferred node of a cluster that does not run yet: no local heartbeat and nobody serving on the VIP.
-    Once heartbeat runs anywhere, heartbeat alone moves the storage; the formula never mounts it beside heartbeat.
+    Only the preferred node of a cluster that does not run yet: no local heartbeat, no master answering on the VIP
+    and nobody holding the VIP (a peer whose master hangs still holds it, and its storage). Once heartbeat runs
+    anywhere, heartbeat alone moves the storage; the formula never mounts it beside heartbeat.
     Decided once per run (cached in __context__), so every sls of one state run sees the same answer.
     """
     if "mfsha.bootstrap" not in __context__:
         cfg = cfg or settings()
+        vip = cfg["vip"]["address"]
         __context__["mfsha.bootstrap"] = (
             "master" in cfg["roles"] and cfg["me"]["id"] == cfg["preferred"] and not heartbeat_running()
-            and not serves(cfg["vip"]["address"], cfg["master"]["config"]["MATOCL_LISTEN_PORT"]))
+            and not serves(vip, cfg["master"]["config"]["MATOCL_LISTEN_PORT"])
+            and not vip_in_use(vip, cfg["vip"]["interface"]))
     return __context__["mfsha.bootstrap"]
 
 

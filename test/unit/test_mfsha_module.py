@@ -76,3 +76,32 @@ def test_pillar_example_documents_every_key():
     text = (REPO / "pillar.example").read_text()
     missing = [k for k in _keys(defaults) if f"{k.rsplit(':', 1)[-1]}:" not in text]
     assert missing == []
+
+
+@pytest.mark.parametrize("rc,in_use", [(0, False), (1, True)])
+def test_vip_in_use_reads_arping_duplicate_detection(rc, in_use):
+    calls = []
+    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": lambda cmd, **kw: calls.append(cmd) or
+                                                      {"retcode": rc, "stdout": "", "stderr": ""}})
+    assert mod.vip_in_use("10.20.0.10", "eth0") is in_use
+    assert calls == [["arping", "-D", "-q", "-c", "2", "-w", "3", "-I", "eth0", "10.20.0.10"]]
+
+
+def test_vip_check_failure_stops_with_stderr():
+    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": lambda cmd, **kw: {
+        "retcode": 2, "stdout": "", "stderr": "arping: Device bond9 not available.\n"}})
+    with pytest.raises(Exception, match="exit code 2: arping: Device bond9 not available"):
+        mod.vip_in_use("10.20.0.10", "bond9")
+
+
+def test_no_bootstrap_while_a_peer_holds_the_vip():
+    """The peer is active but its master hangs: nothing serves on the VIP, yet the VIP (and the storage) are held."""
+    answers = {"cl_status": {"retcode": 1, "stdout": "", "stderr": ""}, "arping": {"retcode": 1, "stdout": "", "stderr": ""}}
+    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": lambda cmd, **kw: answers[cmd[0].rsplit("/", 1)[-1]]})
+    mod.serves = lambda host, port, timeout=1.0: False
+    cfg = {"roles": ["master"], "me": {"id": "a"}, "preferred": "a", "vip": {"address": "10.20.0.10", "interface": "eth0"},
+           "master": {"config": {"MATOCL_LISTEN_PORT": 9421}}}
+    assert mod.bootstrap_needed(cfg) is False
+    answers["arping"] = {"retcode": 0, "stdout": "", "stderr": ""}
+    mod.__context__.clear()
+    assert mod.bootstrap_needed(cfg) is True
