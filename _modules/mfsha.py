@@ -74,8 +74,7 @@ def vip_in_use(address, interface, timeout=3):
     The VIP is held whenever heartbeat holds the resources, also while the master behind it is hung.
     """
     cmd = ["arping", "-D", "-q", "-c", "2", "-w", str(timeout), "-I", interface, address]
-    res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
-                                  timeout=timeout + 5)
+    res = _quick(cmd, timeout + 5)
     if res["retcode"] in (0, 1):
         return res["retcode"] == 1
     raise CommandExecutionError(f"{' '.join(cmd)} failed with exit code {res['retcode']}: {res['stderr'].strip()}")
