@@ -3,14 +3,17 @@
 The pillar rules live in _utils/mfsha_pillar.py (pure Python); this module feeds it the pillar and the formula's
 defaults, and turns its errors into Salt errors so an invalid pillar stops the render.
 """
+import copy
 import glob
+import json
 import os
 import re
 import shutil
 import time
 
 import yaml
-import mfsha_mfs  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_mfs
 import mfsha_pillar
 from salt.exceptions import CommandExecutionError
 
@@ -156,13 +159,8 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
     return {"action": action, "files": [dst for _, dst in pairs]}
 
 
-# ==== failover block (failover helper): node facts for the beacon, the runner and operators; in-place restart and
-# handover through heartbeat. Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
-import copy  # noqa: E402
-import json  # noqa: E402
-import signal  # noqa: E402
-
-import mfsha_drbd  # noqa: E402  (synced _utils: import at load time)
+# ---- node facts for the beacon, the runner and operators; in-place restart and handover through heartbeat.
+# Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
 
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
 
@@ -259,45 +257,15 @@ def active():
     return node_state()["active"]
 
 
-def _kill_leftovers(cfg, timeout=5):
-    """SIGKILL mfsmaster processes that still hold DATA_PATH's locks once the master itself is gone.
-
-    A hung master's children (its bgsaver) may be stopped with it and never exit after it is killed; their lock makes
-    the next `mfsmaster -a` fail (`bgsaver lock exists: EACCES`). Returns the PIDs killed."""
-    with open(cfg, encoding="utf-8") as fh:
-        data_path = mfsha_mfs.parse_cfg(fh.read())["DATA_PATH"]
-    pids = []
-    for name in (".mfsmaster.lock", ".bgwriter.lock"):
-        path = os.path.join(data_path, name)
-        pid = mfsha_mfs.lock_holder(path) if os.path.exists(path) else None
-        if pid and _comm(pid) == "mfsmaster":
-            os.kill(pid, signal.SIGKILL)
-            pids.append(pid)
-    deadline = time.monotonic() + timeout
-    while any(os.path.exists(f"/proc/{pid}") and _comm(pid) == "mfsmaster" for pid in pids):
-        if time.monotonic() > deadline:
-            raise CommandExecutionError(f"mfsha: mfsmaster processes {pids} survive SIGKILL for {timeout} s")
-        time.sleep(0.1)
-    return pids
-
-
-def _comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
 def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
-    """Restart mfsmaster in place: a running (possibly hung) master gets `grace` s to stop, then SIGKILL; then
-    `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the protocol probe.
-    Returns {"was_running", "killed", "pid", "serving_s"}; raises when it does not serve in time."""
+    """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
+    (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
+    protocol probe. Returns {"was_running", "killed", "pid", "serving_s"}; raises when it does not serve in time."""
     t0 = time.monotonic()
     cfg = cfg or f"{_check_args(None)['mountpoint']}/mfsmaster.cfg"
-    stopped = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)
-    leftovers = _kill_leftovers(cfg)
-    stopped["killed"] = stopped["killed"] or bool(leftovers)
+    was_running = __salt__["mfsmaster.running"](cfg)
+    stopped = grace > 0 and __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
+    killed = __salt__["mfsmaster.kill"](cfg)  # no grace, or what a stop left behind (a stopped bgsaver)
     started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
     deadline = t0 + timeout
     while True:
@@ -307,8 +275,8 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
         if time.monotonic() > deadline:
             raise CommandExecutionError(f"mfsha: mfsmaster restarted (pid {started['pid']}) but not serving after "
                                         f"{timeout} s: {health['detail']}")
-        time.sleep(0.2)
-    return {"was_running": stopped["was_running"], "killed": stopped["killed"], "pid": started["pid"],
+        time.sleep(0.1)
+    return {"was_running": was_running, "killed": bool(stopped or killed), "pid": started["pid"],
             "serving_s": round(time.monotonic() - t0, 2)}
 
 
@@ -326,7 +294,6 @@ def handover(grace=2):
         health = __salt__["mfsmaster.health"](cfg=cfg, host=args["vip"], port=int(args["port"]), timeout=1.0)
         if health["process"] and not health["healthy"]:
             killed = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
-            _kill_leftovers(cfg)
     res = __salt__["cmd.run_all"]([HB_STANDBY], python_shell=False, ignore_retcode=True, timeout=30)
     if res["retcode"] != 0:
         raise CommandExecutionError(f"mfsha: {HB_STANDBY} failed (exit {res['retcode']}): "

@@ -6,6 +6,7 @@ The config path defaults to the minion option `mfsmaster.cfg`, else /mfsconf/mfs
 """
 import os
 import pwd
+import signal
 import time
 
 import mfsha_mfs  # synced _utils; must be imported at load time (see PREAMBLE)
@@ -137,22 +138,34 @@ def _disk(data_path):
         raise CommandExecutionError("cannot read metadata in {}: {}".format(data_path, exc)) from None
 
 
+LOCKED = "lockfile is already locked by another process"
+LOCK_RETRY_S = 3  # how long start() tries again while the lock is taken
+
+
 def start(cfg=None, timeout=120):
     """`mfsmaster -a -c CFG start` (-a replays changelogs after a crash; harmless after a clean stop).
-    Returns {"pid", "log"} once the daemon reports `initialized properly`."""
+    Returns {"pid", "log"} once the daemon reports `initialized properly`.
+
+    While no master runs, every `mfsmaster test` (health probes of the beacon, heartbeat's status) takes the
+    lock for a moment, and a start meeting it fails with `lockfile is already locked`: it is tried again for
+    LOCK_RETRY_S; a real master holds the lock longer, and the last failure is raised with its stderr."""
     args = ["mfsmaster", "-a", "-c", _path(cfg), "start"]
-    res = _run(args, timeout=timeout)
-    if res["retcode"] != 0:
-        _fail(args, res)
-    return {"pid": _test(cfg), "log": _text(res)}
+    deadline = time.monotonic() + LOCK_RETRY_S
+    while True:
+        res = _run(args, timeout=timeout)
+        if res["retcode"] == 0:
+            return {"pid": _test(cfg), "log": _text(res)}
+        if LOCKED not in _text(res) or time.monotonic() > deadline:
+            _fail(args, res)
+        time.sleep(0.2)
 
 
 def stop(cfg=None, timeout=30, kill=False):
     """Stop the master and wait until its process is gone.
 
     `mfsmaster stop` (SIGTERM; the master saves metadata) is bounded by `timeout`; a SIGSTOPped master
-    never finishes it. With kill=True a master still running then gets `mfsmaster kill` (SIGKILL; the
-    next start replays changelogs with -a). Returns {"was_running", "killed", "log"}; raises if the
+    never finishes it. With kill=True a master still running then gets SIGKILL with its bgsaver (kill();
+    the next start replays changelogs with -a). Returns {"was_running", "killed", "log"}; raises if the
     process is still there STOP_GRACE_S after the last command."""
     path = _path(cfg)
     if _test(cfg) is None:
@@ -160,15 +173,42 @@ def stop(cfg=None, timeout=30, kill=False):
     log = _text(_run(["mfsmaster", "-c", path, "stop"], timeout=timeout))
     killed = False
     if kill and _test(cfg) is not None:  # stop timed out or failed: no point in a grace period
-        args = ["mfsmaster", "-c", path, "kill"]
-        res = _run(args, timeout=15)
-        if res["retcode"] != 0:
-            _fail(args, res)
-        log, killed = log + "\n" + _text(res), True
+        pids = _sigkill(cfg)
+        log, killed = log + "\nSIGKILL sent to mfsmaster pids {}".format(pids), True
     if not _gone(cfg):
         raise CommandExecutionError("mfsmaster ({}) still running after {}: {}".format(
             path, "SIGKILL" if killed else "stop", log))
     return {"was_running": True, "killed": killed, "log": log}
+
+
+def kill(cfg=None, timeout=5):
+    """SIGKILL, by PID, the master and every mfsmaster process holding a lock in DATA_PATH, then wait until they
+    are gone. Returns the PIDs killed (none: nothing to do).
+
+    The locks matter: a SIGSTOPped master's bgsaver child stays stopped after the master dies and keeps
+    .bgwriter.lock, so the next `mfsmaster -a` fails (`bgsaver lock exists: EACCES`). Signalling directly is
+    also ~2 s faster than `mfsmaster kill`, which polls for the lock owner's end.
+
+    CLI Example: salt mfs1 mfsmaster.kill /mfsconf/mfsmaster.cfg"""
+    return _sigkill(cfg, timeout)
+
+
+def _sigkill(cfg, timeout=5):
+    data_path = _settings(cfg)["DATA_PATH"]
+    locks = [os.path.join(data_path, name) for name in (".mfsmaster.lock", ".bgwriter.lock")]
+    found = [_test(cfg)] + [mfsha_mfs.lock_holder(path) for path in locks if os.path.exists(path)]
+    pids = sorted({pid for pid in found if pid and _alive_master(pid)})
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # exited meanwhile
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive_master(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            raise CommandExecutionError("mfsmaster processes {} survive SIGKILL for {} s".format(pids, timeout))
+        time.sleep(0.05)
+    return pids
 
 
 STOP_GRACE_S = 5  # after the stop/kill command returned (or timed out), how long the process may linger
@@ -245,6 +285,17 @@ def data_path_ok(cfg=None):
                 lock, out["lock_pid"], _comm(out["lock_pid"])))
     out["ok"] = not problems
     return out
+
+
+def _alive_master(pid):
+    """True while `pid` is an mfsmaster process that is not a zombie (/proc/PID/stat: `pid (comm) state ...`)."""
+    try:
+        with open("/proc/{}/stat".format(pid)) as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    return comm == "mfsmaster" and rest.split()[0] != "Z"
 
 
 def _comm(pid):

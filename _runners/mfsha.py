@@ -244,10 +244,10 @@ def _wait_peer_serves(c, peer, timeout):
 
 def _restart(c, node):
     f = c["failover"]
-    # grace 1 s: the master already failed the protocol probe for `debounce` checks, a hung one never saves; -a
-    # replays the changelogs (CHANGELOG_SAVE_MODE 2) either way
+    # no grace: the master failed the protocol probe on `debounce` beacon looks and on our own fresh look; a failing
+    # master does not save anyway, and -a replays the changelogs (CHANGELOG_SAVE_MODE 2)
     ok, ret = _call([node], "mfsha.restart_master",
-                    {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 1},
+                    {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 0},
                     timeout=f["serve_timeout"] + 20)[node]
     return ok, ret
 
@@ -291,7 +291,8 @@ def recover(minion=None, event=None):
     event = event or {}
     data = event.get("data") or {}
     minion = minion or data.get("id")
-    tl = {"detected": data.get("since") or time.time()}
+    # detected: the beacon's first bad look; started: this run (the gap is the reactor and orchestration)
+    tl = {"detected": data.get("since") or time.time(), "started": time.time()}
     trigger = event.get("tag")
     clusters = _clusters()
     name = cluster_of(clusters, minion)
@@ -305,6 +306,7 @@ def recover(minion=None, event=None):
                            minion=minion, trigger=trigger)
         book = _book(name)
         facts = _facts(c)
+        tl["looked"] = time.time()
         d = decide(c, facts, book, time.time())
         tl["decided"] = time.time()
         common = {"minion": minion, "trigger": trigger, "decision": d}

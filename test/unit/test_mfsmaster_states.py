@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unit_support import FakeCommands
+from unit_support import FakeCommands, HungMaster
 from test_mfs_parse import Server
 from test_mfsmaster_module import ME, MFS, fixture
 
@@ -136,12 +136,15 @@ def test_dead(states, node):
 
 def test_dead_kills_a_hung_master(states, node):
     n = node("hung")
-    n.on(["test"], "mfsmaster-test__sigstopped", state="hung")
     n.on(["stop"], "mfsmaster-stop__sigstopped", state="hung")
-    n.on(["kill"], "mfsmaster-kill__running", state="hung", next_state="down")
-    ret = states.dead(name=n.cfg, timeout=1, kill=True)
-    assert ret.result is True and ret.comment == "mfsmaster stopped with SIGKILL"
-    assert ret.changes == {"mfsmaster": {"old": "running", "new": "killed"}}
+    hung = HungMaster(n.data, n.fake, f"mfsmaster -c {n.cfg} test")
+    try:
+        ret = states.dead(name=n.cfg, timeout=1, kill=True)
+        assert ret.result is True and ret.comment == "mfsmaster stopped with SIGKILL", ret
+        assert ret.changes == {"mfsmaster": {"old": "running", "new": "killed"}}
+        assert [p.wait(timeout=5) for p in hung.procs] == [-9, -9]
+    finally:
+        hung.close()
 
 
 def test_missing_config_fails_clearly(states, node):

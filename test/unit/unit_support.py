@@ -124,3 +124,41 @@ def free_ports(count):
     for sock in socks:
         sock.close()
     return ports
+
+
+class HungMaster:
+    """Real stand-ins for a SIGSTOPped mfsmaster and its bgsaver: processes named `mfsmaster` holding POSIX locks on
+    DATA_PATH/.mfsmaster.lock and .bgwriter.lock, as the real ones do, so mfsmaster.kill finds them through
+    /proc/locks and really SIGKILLs them. `mfsmaster test` (FakeCommands, scenario state "hung") names the master's
+    pid; once both are dead a watcher reaps them and moves the scenario to "down", as the real lock release would."""
+
+    CODE = ("import ctypes, fcntl, sys, time; ctypes.CDLL(None).prctl(15, b'mfsmaster', 0, 0, 0); "
+            "f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)")
+
+    def __init__(self, data_dir, fake, test_cmdline):
+        import subprocess
+        import threading
+        self.procs = []
+        for name in (".mfsmaster.lock", ".bgwriter.lock"):
+            p = subprocess.Popen([sys.executable, "-c", self.CODE, str(Path(data_dir) / name)], stdout=subprocess.PIPE,
+                                 text=True)
+            self.procs.append(p)
+            assert p.stdout.readline().strip() == "locked"
+        self.pids = [p.pid for p in self.procs]
+        fake.on(test_cmdline, stderr=f"mfsmaster pid: {self.pids[0]}\n", rc=0, state="hung")
+
+        def reap():
+            for p in self.procs:
+                p.wait()
+            table = json.load(open(fake.path))
+            table["state"] = "down"
+            with open(fake.path, "w") as fh:
+                json.dump(table, fh)
+        self.watcher = threading.Thread(target=reap, daemon=True)
+        self.watcher.start()
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
