@@ -68,6 +68,20 @@ def test_host_death_fails_over_with_data(healthy_lab):
     assert_failed_over(lab, res, manifest, mount_before, version_before, serve_limit=DEADTIME + 20)
 
 
+def test_host_death_fails_over_with_the_salt_master_down(healthy_lab):
+    """Host death needs no Salt: heartbeat alone moves storage, VIP and master while the Salt master is gone too."""
+    lab = healthy_lab
+    manifest = lab.write_files(n=10, subdir="death-no-salt")
+    mount_before, version_before = lab.mount_id(), lab.metadata_version()
+    lab.crash(lab.salt_host)
+    try:
+        res = lab.fail_over("crash", timeout=90)
+        assert not lab.host(lab.salt_host).alive()  # still down: nothing above needed it
+        assert_failed_over(lab, res, manifest, mount_before, version_before, serve_limit=DEADTIME + 20)
+    finally:
+        lab.heal(timeout=180)  # boots the Salt master again and waits for every minion
+
+
 def test_graceful_handover_serves_same_data(healthy_lab):
     lab = healthy_lab
     manifest = lab.write_files(n=20, subdir="handover")
