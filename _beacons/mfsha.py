@@ -2,7 +2,9 @@
 
 Each run takes one cheap, bounded look (mfsha.node_state: heartbeat, VIP, mount, mfsmaster protocol probe on the
 active node, DRBD) and feeds it to a debouncer: a check must be bad `debounce` runs in a row before
-`salt/beacon/<id>/mfsha/<what>/down` is sent, and good as many runs before `.../<what>/up`. Nothing is sent while a
+`salt/beacon/<id>/mfsha/<what>/down` is sent, and good as many runs before `.../<what>/up`. Debounce filters
+slowness (a probe timing out once under load); a master whose process is gone is no such flake, so it is reported at
+the first look (the orchestration re-checks before it acts anyway). Nothing is sent while a
 state holds, except that an unresolved fault is announced again every `repeat` seconds (so a recovery the flap guard
 or maintenance held back is retried). The debouncer lives in module memory: a beacon reload (sync, pillar refresh)
 starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -63,7 +65,8 @@ def validate(config):
 
 
 def checks(state):
-    """One look at the node -> {what: (bad, details)}; bad None means "not judged this time".
+    """One look at the node -> {what: (bad, details[, sure])}; bad None means "not judged this time", sure True
+    that the fault is certain at once (no mfsmaster process), so debounce does not apply.
 
     master/storage/vip are judged only on the node that holds the storage or the VIP, and not while heartbeat moves
     the resources (`transition`): a handover stops mfsmaster first, which is no fault."""
@@ -73,7 +76,8 @@ def checks(state):
     moving = hb["resources"] == "transition"
     judge = state["active"] and not moving
     master = state.get("master") or {}
-    out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted") if judge else (None, "")
+    out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted",
+                     not master.get("process")) if judge else (None, "")
     out["storage"] = (not state["mounted"], "storage not mounted on the VIP holder" if not state["mounted"] else
                       "storage mounted") if judge else (None, "")
     out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else
@@ -101,9 +105,9 @@ class Tracker:
         self.items = {}
 
     def update(self, results, now):
-        """results: {what: (bad, details)} -> list of events {what, state (down|up), since, details, repeat}."""
+        """results: {what: (bad, details[, sure])} -> list of events {what, state (down|up), since, details, repeat}."""
         events = []
-        for what, (bad, details) in sorted(results.items()):
+        for what, (bad, details, *sure) in sorted(results.items()):
             if bad is None:
                 continue
             it = self.items.setdefault(what, {"state": "up", "streak": 0, "first": None, "since": None, "sent": None,
@@ -118,7 +122,7 @@ class Tracker:
                 continue
             it["streak"] += 1
             it["first"] = it["first"] or now
-            if it["streak"] >= self.debounce:
+            if it["streak"] >= (1 if bad and sure and sure[0] else self.debounce):
                 it.update(state=want, streak=0, since=it["first"], first=None, sent=now, repeats=0)
                 events.append({"what": what, "state": want, "since": it["since"], "details": details, "repeat": 0})
         return events

@@ -51,6 +51,14 @@ def test_debounce_one_reports_at_first_bad_check():
     assert [e["state"] for e in t.update(bad("vip"), T0)] == ["down"]
 
 
+def test_a_sure_fault_is_reported_at_the_first_look_and_recovery_still_debounced():
+    t = beacon.Tracker(debounce=2, repeat=60)
+    assert [e["state"] for e in t.update({"master": (True, "mfsmaster is not running", True)}, T0)] == ["down"]
+    assert t.update({"master": (False, "serving", False)}, T0 + 1) == []
+    assert [e["state"] for e in t.update({"master": (False, "serving", False)}, T0 + 2)] == ["up"]
+    assert t.update({"master": (True, "no answer", False)}, T0 + 3) == []  # an unsure fault waits for debounce
+
+
 def test_not_judged_keeps_the_streak():
     t = beacon.Tracker(debounce=2, repeat=60)
     t.update(bad("master"), T0)
@@ -146,6 +154,7 @@ def test_sigstopped_master_on_active_node_is_a_master_fault(tmp_path, hung):
     assert state["master"]["process"] and not state["master"]["protocol"]
     res = beacon.checks(state)
     assert res["master"][0] is True and "no answer" in res["master"][1]
+    assert res["master"][2] is False  # a hung master may be a slow one: debounced
     assert res["heartbeat"][0] is False and res["vip"][0] is False and res["storage"][0] is False
     assert "drbd" not in res
 
@@ -154,6 +163,7 @@ def test_killed_master_is_a_master_fault(tmp_path):
     node = Node(tmp_path, master="mfsmaster-test__after-kill9", port=1)  # nothing listens on port 1
     res = beacon.checks(node.state())
     assert res["master"][0] is True and "not running" in res["master"][1]
+    assert res["master"][2] is True  # no process: reported at the first look
 
 
 def test_passive_node_judges_only_heartbeat_and_drbd(tmp_path):
