@@ -3,8 +3,8 @@
 Each run takes one cheap, bounded look (mfsha.node_state: heartbeat, VIP, mount, mfsmaster protocol probe on the
 active node, DRBD) and feeds it to a debouncer: a check must be bad `debounce` runs in a row before
 `salt/beacon/<id>/mfsha/<what>/down` is sent, and good as many runs before `.../<what>/up`. Debounce filters
-slowness (a probe timing out once under load); a master whose process is gone is no such flake, so it is reported at
-the first look (the orchestration re-checks before it acts anyway). Nothing is sent while a
+slowness (a probe timing out once under load); a master whose process is gone or stopped (SIGSTOP) is no such flake,
+so it is reported at the first look (the orchestration re-checks before it acts anyway). Nothing is sent while a
 state holds, except that an unresolved fault is announced again every `repeat` seconds (so a recovery the flap guard
 or maintenance held back is retried). The debouncer lives in module memory: a beacon reload (sync, pillar refresh)
 starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -66,7 +66,7 @@ def validate(config):
 
 def checks(state):
     """One look at the node -> {what: (bad, details[, sure])}; bad None means "not judged this time", sure True
-    that the fault is certain at once (no mfsmaster process), so debounce does not apply.
+    that the fault is certain at once (no mfsmaster process, or a stopped one), so debounce does not apply.
 
     master/storage/vip are judged only on the node that holds the storage or the VIP, and not while heartbeat moves
     the resources (`transition`): a handover stops mfsmaster first, which is no fault."""
@@ -77,7 +77,7 @@ def checks(state):
     judge = state["active"] and not moving
     master = state.get("master") or {}
     out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted",
-                     not master.get("process")) if judge else (None, "")
+                     not master.get("process") or bool(master.get("stopped"))) if judge else (None, "")
     out["storage"] = (not state["mounted"], "storage not mounted on the VIP holder" if not state["mounted"] else
                       "storage mounted") if judge else (None, "")
     out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else

@@ -67,18 +67,26 @@ def running(cfg=None):
 def health(cfg=None, host=None, port=None, timeout=1.0):
     """Process, client port and protocol answer of the master, bounded by `timeout` for the network part.
 
-    Returns {"healthy", "process", "pid", "port", "protocol", "latency_s", "version", "metadata_version",
-    "address", "errors": [..], "detail"}; healthy = process and port and protocol. A SIGSTOPped master
-    holds its lock and accepts TCP (kernel backlog) but never answers: protocol False."""
-    out = {"healthy": False, "process": False, "pid": None, "port": False, "protocol": False,
+    Returns {"healthy", "process", "pid", "stopped", "port", "protocol", "latency_s", "version",
+    "metadata_version", "address", "errors": [..], "detail"}; healthy = process and port and protocol. A hung
+    master holds its lock and accepts TCP (kernel backlog) but never answers: protocol False after `timeout`.
+    A SIGSTOPped (or traced) one is known at once from its process state: stopped True, no probe."""
+    out = {"healthy": False, "process": False, "pid": None, "stopped": False, "port": False, "protocol": False,
            "latency_s": None, "version": None, "metadata_version": None, "address": None, "errors": []}
     try:
         out["pid"] = _test(cfg)
         out["process"] = out["pid"] is not None
         if not out["process"]:
             out["errors"].append("mfsmaster is not running")
+        elif _proc_state(out["pid"])[1] in ("T", "t"):
+            out["stopped"] = True
+            out["errors"].append("mfsmaster pid {} is stopped (SIGSTOP or a tracer): it cannot answer".format(
+                out["pid"]))
     except CommandExecutionError as exc:
         out["errors"].append(str(exc))
+    if out["stopped"]:
+        out["detail"] = "; ".join(out["errors"])
+        return out
     if host is None or port is None:
         try:
             def_host, def_port = mfsha_mfs.client_address(_settings(cfg))
@@ -287,15 +295,21 @@ def data_path_ok(cfg=None):
     return out
 
 
-def _alive_master(pid):
-    """True while `pid` is an mfsmaster process that is not a zombie (/proc/PID/stat: `pid (comm) state ...`)."""
+def _proc_state(pid):
+    """(comm, state letter) of a process from /proc/PID/stat (`pid (comm) state ...`), or (None, None)."""
     try:
         with open("/proc/{}/stat".format(pid)) as fh:
             stat = fh.read()
     except OSError:
-        return False
+        return None, None
     comm, _, rest = stat.partition("(")[2].rpartition(")")
-    return comm == "mfsmaster" and rest.split()[0] != "Z"
+    return comm, rest.split()[0]
+
+
+def _alive_master(pid):
+    """True while `pid` is an mfsmaster process that is not a zombie."""
+    comm, state = _proc_state(pid)
+    return comm == "mfsmaster" and state != "Z"
 
 
 def _comm(pid):

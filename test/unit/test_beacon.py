@@ -146,7 +146,7 @@ def hung():
     srv.close()
 
 
-def test_sigstopped_master_on_active_node_is_a_master_fault(tmp_path, hung):
+def test_hung_master_on_active_node_is_a_master_fault(tmp_path, hung):
     node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
     state = node.state()
     assert state["active"] and state["vip"] and state["heartbeat"] == {"running": True, "resources": "all",
