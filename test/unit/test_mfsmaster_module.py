@@ -9,6 +9,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,6 +73,23 @@ def test_running(master):
     set_state(master.fake, "up")
     assert master.mod.running() is True
     assert master.fake.calls == ["mfsmaster -c %s test" % master.cfg] * 2
+
+
+def test_a_passing_mfsmaster_test_is_no_master(master):
+    """With no master running, a concurrent `mfsmaster test` holds the lock for a moment and the next test names it
+    (measured: exit 0, `mfsmaster pid: <the prober>`). A process whose command line ends in `test` is no master."""
+    procs = {verb: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", verb])
+             for verb in ("test", "start")}
+    try:
+        seen = {}
+        for verb, proc in procs.items():
+            master.fake.on(f"mfsmaster -c {master.cfg} test", stderr=f"mfsmaster pid: {proc.pid}\n", state="down")
+            seen[verb] = master.mod.health(port=1, timeout=0.2)["pid"]
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait(timeout=10)
+    assert seen == {"test": None, "start": procs["start"].pid}
 
 
 def test_running_missing_config_raises_with_stderr(master):

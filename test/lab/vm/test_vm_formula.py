@@ -16,6 +16,9 @@ pytestmark = pytest.mark.vm
 VIP = "10.77.0.10"
 CFG = "/mfsconf/mfsmaster.cfg"
 APPLY_TIMEOUT = 900
+# heartbeat runs its resource scripts one by one; under TCG on a loaded host a handover (stop all, then start all on
+# the peer) took 50-170 s, a takeover after host death 36-81 s
+MOVE_TIMEOUT = 300
 
 
 def lab_pillar():
@@ -62,9 +65,10 @@ def serving(vm):
 
 
 def diagnose(vm):
+    # the heartbeat/MFSMaster/mfsmaster story without the `set gid/uid` lines of the tests' own `mfsmaster test` probes
     res = vm.run("ip -br a; cat /proc/drbd; mount | grep mfsconf; ps -eo pid,etime,args | grep -v '\\[';"
-                 " grep -v kernel: /var/log/messages | tail -40; echo '--- salt log'; tail -25 /var/log/salt/minion",
-                 check=False)
+                 " grep -v -e kernel: -e 'set [gu]id to' /var/log/messages | tail -80; ls -la /mfsconf;"
+                 " echo '--- salt log'; tail -25 /var/log/salt/minion", check=False)
     return res.out + res.err
 
 
@@ -163,24 +167,24 @@ def _check_probe(vm, calls, name, token, version):
 def test_graceful_handover_moves_everything_with_data(pair, calls):
     token, version = _write_probe(pair.a, calls, "probe-handover")
     pair.a.run("/usr/share/heartbeat/hb_standby all")
-    record("formula: graceful handover mfs-a -> mfs-b serving", wait_serving(pair.b, 180))
+    record("formula: graceful handover mfs-a -> mfs-b serving", wait_serving(pair.b, MOVE_TIMEOUT))
     _check_probe(pair.b, calls, "probe-handover", token, version)
     st_a = state_of(calls, "mfs-a")
     assert not st_a["active"] and st_a["drbd"]["role"] == "Secondary", st_a
 
 
-@pytest.mark.skip(reason="open in issue 5: after qemu SIGKILL of mfs-b, mfs-a takes r0 Primary, mounts /mfsconf and "
-                         "adds the VIP but no mfsmaster runs within 180 s; cause not yet diagnosed")
 def test_host_death_fails_over_with_data(pair, calls):
     token, version = _write_probe(pair.b, calls, "probe-death")
-    pair.b.kill()  # qemu SIGKILLed: the host is gone mid-flight
-    record("formula: host death of mfs-b -> mfs-a serving", wait_serving(pair.a, 180))
+    pair.b.kill()  # qemu SIGKILLed: the host is gone mid-flight, its page cache with it
+    record("formula: host death of mfs-b -> mfs-a serving", wait_serving(pair.a, MOVE_TIMEOUT))
+    print(pair.a.run("grep -e ResourceManager -e MFSMaster: /var/log/messages | tail -12", check=False).out)
     _check_probe(pair.a, calls, "probe-death", token, version)
-    ok, res = calls["mfs-a"]("drbd.status", "r0")
-    assert ok and res["r0"]["role"] == "Primary" and res["r0"]["connection"] == "Connecting", res
+    st = state_of(calls, "mfs-a")
+    assert st["active"] and st["vip"] and st["mounted"] and st["master"]["healthy"], st
+    assert st["drbd"]["role"] == "Primary" and st["drbd"]["disk"] == "UpToDate", st
+    assert st["drbd"]["connection"] == "Connecting" and st["drbd"]["peer_disk"] in (None, "DUnknown"), st
 
 
-@pytest.mark.skip(reason="open in issue 5: follows the host-death test above, never run to completion")
 def test_dead_host_rejoins_after_reboot(pair, calls):
     t = time.monotonic()
     pair.b.start()
@@ -189,7 +193,15 @@ def test_dead_host_rejoins_after_reboot(pair, calls):
     t = time.monotonic()
     apply(pair.b)  # a rebooted host: the formula brings r0 up and heartbeat back, no takeover (auto_failback off)
     record("formula: state.apply on the rebooted mfs-b", time.monotonic() - t)
-    res = pair.b.run("for i in $(seq 240); do grep -q 'cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate'"
+    t = time.monotonic()
+    res = pair.b.run("for i in $(seq 360); do grep -q 'cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate'"
                      " /proc/drbd && exit 0; sleep 0.5; done; cat /proc/drbd; exit 1", timeout=200, check=False)
     assert res.rc == 0, f"mfs-b did not resync as Secondary: {res}"
+    record("formula: mfs-b resynced as Secondary (wait)", time.monotonic() - t)
+    calls["mfs-b"].start()  # its saltcaller died with the host
+    st_a, st_b = state_of(calls, "mfs-a"), state_of(calls, "mfs-b")
+    assert st_a["active"] and st_a["master"]["healthy"] and not st_b["active"], (st_a, st_b)
+    assert st_b["drbd"]["role"] == "Secondary" and st_b["drbd"]["connection"] == "Connected", st_b
+    assert st_b["drbd"]["disk"] == st_b["drbd"]["peer_disk"] == "UpToDate", st_b
+    pair.b.run("pgrep -f 'heartbeat: master control process'")
     pair.a.run(serving(pair.a))
