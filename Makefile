@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup demo test test-unit test-render test-lab test-vm test-integration bench faults lab-up lab-down lab-status clean
+.PHONY: setup demo test test-unit test-render test-lab test-vm test-integration bench faults soak lab-up lab-down lab-status clean
 setup:
 	@bash tools/setup.sh
 
@@ -42,3 +42,12 @@ test-integration: setup
 # RTO/RPO benchmark on the lab (not a timed test): ROUNDS=3 make bench for a quick run; bench/results.json + rto.png
 bench: setup
 	ROUNDS=$${ROUNDS:-20} $(PY) tools/bench.py
+
+# Fault matrix on a private lab `faults` (tools/faults.py, test/integration/faultlib.py): one record per fault in
+# faults/report.json (RTO, bytes lost, two masters/primaries sampled throughout, final state); CYCLES=5 by default
+faults: setup
+	$(PY) tools/faults.py --cycles $${CYCLES:-5}
+
+# The long variant: 50 back-to-back failover cycles, merged into faults/report.json
+soak: setup
+	$(PY) tools/faults.py --faults cycles --cycles $${CYCLES:-50} --merge

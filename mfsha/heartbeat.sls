@@ -40,6 +40,18 @@ mfsha-heartbeat-{{ file }}:
       - pkg: mfsha-heartbeat-packages
 {%- endfor %}
 
+{#- first resource of the group: refuses to take it while another host answers ARP for the VIP (partition) #}
+mfsha-heartbeat-guard-resource-agent:
+  file.managed:
+    - name: {{ ha }}/resource.d/MFSGuard
+    - source: salt://{{ tpldir }}/files/MFSGuard.sh.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+    - mode: "0755"
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
 mfsha-heartbeat-mfsmaster-resource-agent:
   file.managed:
     - name: {{ ha }}/resource.d/MFSMaster
@@ -87,6 +99,7 @@ mfsha-heartbeat-service:
     - require:
       - file: mfsha-heartbeat-clustermsg-written-at-once
       - file: mfsha-heartbeat-mfsmaster-resource-agent
+      - file: mfsha-heartbeat-guard-resource-agent
     - watch:
       - file: mfsha-heartbeat-ha.cf
       - file: mfsha-heartbeat-authkeys

@@ -16,7 +16,6 @@ Writes bench/results.json ({type: {"runs", "median_s", "max_s", "bytes_lost"}}) 
 import argparse
 import json
 import os
-import signal
 import statistics
 import struct
 import sys
@@ -27,54 +26,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
 from failover_loop import install_loop  # noqa: E402
+from faultlib import maintenance, run_fault  # noqa: E402  (inject, RTO, bytes lost: shared with tools/faults.py)
 from lab import Lab, install_cleanup  # noqa: E402
 from labhosts import LabError  # noqa: E402
 
 FAULTS = ("kill9", "sigstop", "host_death", "heartbeat_only_host_death")
 COLORS = {"kill9": (31, 119, 180), "sigstop": (255, 127, 14), "host_death": (214, 39, 40),
           "heartbeat_only_host_death": (127, 127, 127)}
-FILE_SIZE, FILES, LIMIT_S = 64 * 1024, 5, 150
-
-
-def maintenance(lab, on):
-    p = lab.salt.run_cmd("mfsha.maintenance", "lab", "on" if on else "off")
-    if p.returncode:
-        raise LabError(f"salt-run mfsha.maintenance: {p.stderr.strip()}")
-
-
-def inject(lab, kind):
-    node = lab.active()
-    if kind in ("kill9", "sigstop"):
-        for pid in lab.mfsmaster_pids(node):
-            os.kill(pid, signal.SIGKILL if kind == "kill9" else signal.SIGSTOP)
-    else:
-        lab.crash(node)
-    return node
+LIMIT_S = 150
 
 
 def round_(lab, kind, n):
-    lab.heal(timeout=180)
-    book = os.path.join(lab.rundir, "salt", "cache", "mfsha", "lab.json")
-    if os.path.exists(book):
-        os.unlink(book)
-    maintenance(lab, kind == "heartbeat_only_host_death")
-    manifest = lab.write_files(n=FILES, size=FILE_SIZE, subdir=f"bench/{kind}-{n}-{time.time_ns()}")
-    t0 = time.monotonic()
-    node = inject(lab, kind)
-    rto = None
-    while time.monotonic() - t0 < LIMIT_S:
-        if lab.probe(timeout=max(1, int(LIMIT_S - (time.monotonic() - t0)))):
-            rto = round(time.monotonic() - t0, 2)
-            break
-        time.sleep(0.1)
-    bad = lab.verify_files(manifest, timeout=120) if rto is not None else manifest
-    for m in lab.masters:  # a failed round must not leave a stopped master for the next one
-        for pid in lab.mfsmaster_pids(m):
-            os.kill(pid, signal.SIGCONT)
-    lost = FILE_SIZE * len(bad)
-    print(f"bench: {kind} round {n}: fault on {node}, RTO {rto} s, bytes lost {lost}, now active {lab.active()}",
-          flush=True)
-    return rto, lost
+    rec = run_fault(lab, kind, limit=LIMIT_S, out=lambda line: None)
+    lost = rec["bytes_lost"] if rec["bytes_lost"] is not None else rec["files_bytes"]
+    print(f"bench: {kind} round {n}: fault on {rec['node']}, RTO {rec['rto_s']} s, bytes lost {lost}, "
+          f"now active {lab.active()}", flush=True)
+    return rec["rto_s"], lost
 
 
 def summary(runs, lost):

@@ -35,7 +35,7 @@ def test_example_paris_preferred_node(formula, tmp_path):
     # here nothing runs heartbeat or serves on the VIP: the preferred node bootstraps, so it writes the master's
     # files onto the storage it mounts itself
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
-                             "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
+                             "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
                              "/usr/local/sbin/mfsha-drbd-split-brain"]
     ids = f.ids()
     bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
@@ -50,7 +50,9 @@ def test_example_paris_preferred_node(formula, tmp_path):
         "ucast eth0 10.20.0.12", "auto_failback off", "crm off", "node paris-mfs1", "node paris-mfs2"]
     assert lines(files["/etc/ha.d/authkeys"]) == ["auth 1", "1 sha1 5b0d2e9a7c4f1386"]
     assert lines(files["/etc/ha.d/haresources"]) == [
-        "paris-mfs1 drbddisk::r0 Filesystem::/dev/drbd0::/mfsconf::ext4 IPaddr2::10.20.0.10/24/eth0 MFSMaster"]
+        "paris-mfs1 MFSGuard drbddisk::r0 Filesystem::/dev/drbd0::/mfsconf::ext4 IPaddr2::10.20.0.10/24/eth0 MFSMaster"]
+    guard = files["/etc/ha.d/resource.d/MFSGuard"]  # partition guard: refuses while the VIP answers ARP
+    assert "VIP=10.20.0.10" in guard and "IFACE=eth0" in guard and 'arping -D -q -c 1 -w 1 -I "$IFACE" "$VIP"' in guard
     agent = files["/etc/ha.d/resource.d/MFSMaster"]
     assert "CFG=/mfsconf/mfsmaster.cfg" in agent and 'exec mfsmaster -a -c "$CFG" start' in agent
     res = lines(files["/etc/drbd.d/r0.res"])
@@ -80,7 +82,7 @@ def test_example_second_site_shared_storage(formula):
     files = f.managed_files()
     assert "/etc/drbd.d/r0.res" not in files
     assert lines(files["/etc/ha.d/haresources"]) == [
-        "berlin-mfs1 Filesystem::/dev/disk/by-id/wwn-0x600508b1001c6d4b::/mfsconf::ext4 "
+        "berlin-mfs1 MFSGuard Filesystem::/dev/disk/by-id/wwn-0x600508b1001c6d4b::/mfsconf::ext4 "
         "IPaddr2::192.168.7.20/24/bond0 MFSMaster"]
     ha_cf = lines(files["/etc/ha.d/ha.cf"])
     assert "deadtime 10" in ha_cf and "initdead 30" in ha_cf and "ucast bond0 192.168.7.21" in ha_cf
@@ -92,9 +94,11 @@ def test_example_chunkserver_and_metalogger_use_the_vip(formula):
     assert f.settings()["roles"] == ["chunkserver", "metalogger"]
     files = f.managed_files()
     assert lines(files["/etc/mfs/mfschunkserver.cfg"]) == [
-        "MASTER_HOST = 10.20.0.10", "MASTER_PORT = 9420", "HDD_CONF_FILENAME = /etc/mfs/mfshdd.cfg"]
+        "MASTER_HOST = 10.20.0.10", "MASTER_PORT = 9420", "HDD_CONF_FILENAME = /etc/mfs/mfshdd.cfg",
+        "MASTER_RECONNECTION_DELAY = 1"]
     assert lines(files["/etc/mfs/mfshdd.cfg"]) == ["/srv/mfs/hdd1"]
-    assert lines(files["/etc/mfs/mfsmetalogger.cfg"]) == ["MASTER_HOST = 10.20.0.10", "MASTER_PORT = 9419"]
+    assert lines(files["/etc/mfs/mfsmetalogger.cfg"]) == ["MASTER_HOST = 10.20.0.10", "MASTER_PORT = 9419",
+                                                         "MASTER_RECONNECTION_DELAY = 1"]
     ids = f.ids()
     assert "mfsha-heartbeat-service" not in ids and "mfsha-client-mounted" not in ids
 
@@ -116,7 +120,7 @@ def test_shared_storage_pillar(formula):
     f = formula.use("lyon-m1", "shared")
     files = f.managed_files()
     assert lines(files["/etc/ha.d/haresources"]) == [
-        "lyon-master-2.lan Filesystem::/dev/mapper/mfs-meta::/mfsconf::xfs IPaddr2::172.30.4.70/26/ens3 MFSMaster"]
+        "lyon-master-2.lan MFSGuard Filesystem::/dev/mapper/mfs-meta::/mfsconf::xfs IPaddr2::172.30.4.70/26/ens3 MFSMaster"]
     ha_cf = lines(files["/etc/ha.d/ha.cf"])
     assert ["node lyon-master-1.lan", "node lyon-master-2.lan"] == [ln for ln in ha_cf if ln.startswith("node ")]
     assert "ucast ens3 172.30.4.67" in ha_cf
@@ -139,7 +143,7 @@ def test_custom_resource_and_mountpoint(formula, tmp_path):
         section = "net {" if major == 9 else "disk {"
         assert res.index("fencing resource-only;") > res.index(section)
     assert lines(files["/etc/ha.d/haresources"]) == [
-        "oslo-a drbddisk::mfsmeta Filesystem::/dev/drbd7::/srv/mfsmeta::ext4 IPaddr2::10.44.1.100/24/eth0 MFSMaster"]
+        "oslo-a MFSGuard drbddisk::mfsmeta Filesystem::/dev/drbd7::/srv/mfsmeta::ext4 IPaddr2::10.44.1.100/24/eth0 MFSMaster"]
     assert "CFG=/srv/mfsmeta/mfsmaster.cfg" in files["/etc/ha.d/resource.d/MFSMaster"]
     cfg = f.settings()["master"]["config"]
     assert cfg["DATA_PATH"] == "/srv/mfsmeta" and cfg["EXPORTS_FILENAME"] == "/srv/mfsmeta/mfsexports.cfg"

@@ -1,0 +1,113 @@
+"""The fault matrix on the lab (issue 7): each test runs one fault through faultlib.run_fault, the code `make faults`
+writes faults/report.json with, and asserts on its record: no acknowledged byte lost, never two mfsmaster processes
+and never the shared storage on both nodes (sampled throughout the fault), serving at the end. RTOs are printed
+(pytest -s), never asserted: the machine is shared. 5 failover cycles here; `make soak` runs 50.
+
+kill9, sigstop, host_death (covered by test_failover_loop/test_lab_failover) and port_blocked (a known gap) run only
+with MFSHA_FAULTS_ALL=1; so do the full 60 s waits before an operator recovery (make test budget).
+MFSHA_LAB_REUSE=<name> runs on a running lab of that name instead of the session lab."""
+import os
+
+import pytest
+
+from failover_loop import install_loop
+from faultlib import run_fault
+from lab import Lab
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def loop(request):
+    reuse = os.environ.get("MFSHA_LAB_REUSE")
+    lab = Lab(reuse) if reuse else request.getfixturevalue("lab")
+    install_loop(lab)
+    return lab
+
+
+ALL = os.environ.get("MFSHA_FAULTS_ALL") == "1"
+# faults the loop cannot undo alone (report): wait 30 s instead of 60 before the operator recovery (make test budget)
+QUICK = None if ALL else 30
+# covered by test_failover_loop.py / test_lab_failover.py already; here only with MFSHA_FAULTS_ALL=1 (make test budget)
+also = pytest.mark.skipif(not ALL, reason="covered by test_failover_loop/test_lab_failover; MFSHA_FAULTS_ALL=1 runs it")
+
+
+def check(rec, lossless=True, recovered=True):
+    """The safety invariants always; no byte lost and client I/O back unless the caller handles a known gap."""
+    print({k: v for k, v in rec.items()})
+    assert rec["two_masters"] is False, "two mfsmaster processes at once"
+    assert rec["two_primaries"] is False, "the shared storage was mounted on both nodes at once"
+    assert rec["two_vips"] is False, "both nodes held the VIP at once"
+    assert rec["samples"] > 10, "the watcher did not sample the fault window"
+    assert rec["final_state"].startswith("serving"), rec["final_state"]
+    if lossless:
+        assert rec["bytes_lost"] == 0, rec
+    if recovered:
+        assert rec["rto_s"] is not None, "client I/O did not come back within the fault's limit"
+
+
+@pytest.mark.parametrize("fault", [pytest.param("kill9", marks=also), pytest.param("sigstop", marks=also),
+                                   pytest.param("host_death", marks=also)])
+def test_fault_recovers_without_loss(loop, fault):
+    check(run_fault(loop, fault))
+
+
+def test_fault_during_failover(loop):
+    """Host death of the active node, then the new master killed while heartbeat starts it on the peer."""
+    rec = run_fault(loop, "during_failover", limit=QUICK)
+    check(rec)
+    if rec["observed"].get("operator_recovery"):
+        pytest.xfail("known gap (report): MFSMaster start failed on the survivor, heartbeat v1 released the group "
+                     "and nothing retries; the operator's hb_takeover brought it back")
+
+
+def syslog(lab, host):
+    with open(os.path.join(lab.host(host).dir, "ov", "var", "log", "upper", "syslog"), errors="replace") as f:
+        return f.read()
+
+
+def test_partition_never_two_primaries(loop):
+    """heartbeat on each side declares the other dead; the isolated node's MFSGuard refuses the group (the VIP
+    still answers ARP), so the storage is never mounted twice and the active node keeps serving."""
+    before = {m: len(syslog(loop, m)) for m in loop.masters}
+    rec = run_fault(loop, "partition")
+    check(rec)
+    views = rec["observed"]["heartbeat_views"]
+    assert all("dead" in v.values() for v in views.values()), f"not a partition: {views}"
+    peer = next(m for m in loop.masters if m != rec["node"])
+    refused = syslog(loop, peer)[before[peer]:]
+    assert "MFSGuard: refusing the resources" in refused, "the guard never ran on the isolated node"
+    assert "Giving up resources due to failure of MFSGuard" in refused
+
+
+def test_salt_master_down_is_degraded_then_recovers(loop):
+    rec = run_fault(loop, "salt_master_down")
+    check(rec)
+    assert rec["observed"]["acted_while_down"] is False, rec["notes"]
+
+
+def test_changelog_hole_recovers_from_metalogger(loop):
+    rec = run_fault(loop, "changelog_hole", limit=QUICK)
+    check(rec)
+    print("operator recovery:", rec["observed"].get("operator_recovery"))
+
+
+def test_metadata_disk_full(loop):
+    rec = run_fault(loop, "disk_full", limit=QUICK)
+    check(rec, lossless=False)
+    if rec["bytes_lost"]:
+        pytest.xfail(f"known gap (report): a crash while the metadata disk is full loses acknowledged writes: "
+                     f"{rec['bytes_lost']} bytes, {sorted(rec['observed'].get('lost_files', {}))[:3]}")
+
+
+@pytest.mark.skipif(not ALL, reason="known gap (report), 80 s; MFSHA_FAULTS_ALL=1 runs it")
+def test_client_port_blocked(loop):
+    rec = run_fault(loop, "port_blocked")
+    check(rec, recovered=False)
+    if rec["rto_s"] is None:
+        pytest.xfail("known gap (report): the loop probes mfsmaster from the node itself; a firewall that drops "
+                     "clients only is invisible to it (needs a probe from outside, e.g. the peer or the Salt master)")
+
+
+def test_back_to_back_cycles(loop):
+    check(run_fault(loop, "cycles", cycles=int(os.environ.get("MFSHA_FAULT_CYCLES", "5"))))

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The fault matrix of mfsha on the network-namespace lab (`make faults`; `make soak` for 50 failover cycles).
+
+Each fault runs once on a healed lab with the failover loop installed (test/integration/faultlib.py, the same code
+test_faults.py asserts on): checksummed fsync'ed files are written through the client before and after it, both
+masters are sampled throughout, and one record per fault goes to the report, a JSON list of
+{"fault", "rto_s", "bytes_lost", "two_masters", "two_primaries", "final_state", ...}.
+
+  python tools/faults.py [--reuse LAB] [--faults kill9,sigstop,...] [--cycles N] [--out faults/report.json] [--merge]
+
+--merge keeps the records of other faults already in the report (soak adds its cycles record to the matrix).
+Exit 1 when a fault lost bytes, ran two masters or two primaries, or did not end serving.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
+
+from failover_loop import install_loop  # noqa: E402
+from faultlib import FAULTS, run_fault  # noqa: E402
+from lab import Lab, install_cleanup  # noqa: E402
+from labhosts import LabError  # noqa: E402
+
+# the faults that may need the operator's metalogger recovery run last
+MATRIX = ("kill9", "sigstop", "host_death", "during_failover", "partition", "salt_master_down", "port_blocked",
+          "cycles", "disk_full", "changelog_hole")
+
+
+def bad(rec):
+    return rec["bytes_lost"] != 0 or rec["two_masters"] is not False or rec["two_primaries"] is not False or \
+        not rec["final_state"].startswith("serving")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reuse", help="use this running lab instead of bringing one up (and leave it running)")
+    ap.add_argument("--faults", default=",".join(MATRIX), help=f"comma list of {', '.join(FAULTS)}")
+    ap.add_argument("--cycles", type=int, default=int(os.environ.get("CYCLES", "5")))
+    ap.add_argument("--out", default=os.path.join(REPO, "faults", "report.json"))
+    ap.add_argument("--merge", action="store_true", help="keep the other faults' records already in --out")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("faults: needs root (the lab)")
+    names = a.faults.split(",")
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        sys.exit(f"faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+    lab = Lab(a.reuse) if a.reuse else Lab(os.environ.get("MFSHA_FAULTS_LAB", "faults"))
+    if not a.reuse:
+        install_cleanup(lab)
+        if lab.state.get("created"):
+            lab.down()
+        lab.up()
+    install_loop(lab)
+    started, records = time.time(), []
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    old = []
+    if a.merge and os.path.exists(a.out):
+        with open(a.out) as f:
+            old = json.load(f)
+    for name in names:
+        try:
+            records.append(run_fault(lab, name, cycles=a.cycles))
+        except LabError as e:  # the matrix goes on; the record says what broke
+            print(f"faults: {name}: ERROR {e}", file=sys.stderr, flush=True)
+            records.append({"fault": name, "rto_s": None, "bytes_lost": None, "two_masters": None,
+                            "two_primaries": None, "final_state": f"ERROR: {str(e)[:500]}"})
+        labels = {r["fault"] for r in records}
+        with open(a.out + ".tmp", "w") as f:  # written after every fault: a late failure keeps the others
+            json.dump([r for r in old if r["fault"] not in labels] + records, f, indent=1)
+        os.replace(a.out + ".tmp", a.out)
+    print(json.dumps({"seconds": round(time.time() - started), "load": os.getloadavg(), "report": a.out,
+                      "faults": {r["fault"]: {k: r[k] for k in ("rto_s", "bytes_lost", "two_masters", "two_primaries",
+                                                                "final_state")} for r in records}}, indent=1))
+    if not a.reuse:
+        lab.down()
+    sys.exit(1 if any(bad(r) for r in records) else 0)
+
+
+if __name__ == "__main__":
+    main()
