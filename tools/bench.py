@@ -25,9 +25,8 @@ import zlib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
-from failover_loop import install_loop  # noqa: E402
+from failover_loop import loop_lab  # noqa: E402
 from faultlib import maintenance, run_fault  # noqa: E402  (inject, RTO, bytes lost: shared with tools/faults.py)
-from lab import Lab, install_cleanup  # noqa: E402
 from labhosts import LabError  # noqa: E402
 
 FAULTS = ("kill9", "sigstop", "host_death", "heartbeat_only_host_death")
@@ -113,13 +112,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: needs root (the lab)")
-    lab = Lab(a.reuse) if a.reuse else Lab(os.environ.get("MFSHA_BENCH_LAB", "mfsbench"))
-    if not a.reuse:
-        install_cleanup(lab)
-        if lab.state.get("created"):
-            lab.down()
-        lab.up()
-    install_loop(lab)
+    lab = loop_lab(a.reuse, os.environ.get("MFSHA_BENCH_LAB", "mfsbench"))
     deadtime = lab.cluster_pillar()["heartbeat"]["deadtime"]
     results, started = {}, time.time()
     try:

@@ -20,9 +20,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
-from failover_loop import install_loop  # noqa: E402
+from failover_loop import loop_lab  # noqa: E402
 from faultlib import FAULTS, run_fault  # noqa: E402
-from lab import Lab, install_cleanup  # noqa: E402
 from labhosts import LabError  # noqa: E402
 
 # the faults that may need the operator's metalogger recovery run last
@@ -49,13 +48,7 @@ def main():
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         sys.exit(f"faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
-    lab = Lab(a.reuse) if a.reuse else Lab(os.environ.get("MFSHA_FAULTS_LAB", "faults"))
-    if not a.reuse:
-        install_cleanup(lab)
-        if lab.state.get("created"):
-            lab.down()
-        lab.up()
-    install_loop(lab)
+    lab = loop_lab(a.reuse, os.environ.get("MFSHA_FAULTS_LAB", "faults"))
     started, records = time.time(), []
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     old = []

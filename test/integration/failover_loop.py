@@ -38,6 +38,20 @@ def install_loop(lab, timeout=120):
         raise LabError(f"salt-run mfsha.status: exit {p.returncode}: {p.stdout[-1500:]} {p.stderr[-1500:]}")
 
 
+def loop_lab(reuse, name):
+    """For the tools: the running lab REUSE as it is, or a fresh lab NAME (a leftover of that name torn down first,
+    this one torn down on SIGTERM/exit by install_cleanup); either way with the failover loop installed."""
+    from lab import Lab, install_cleanup
+    lab = Lab(reuse or name)
+    if not reuse:
+        install_cleanup(lab)
+        if lab.state.get("created"):
+            lab.down()
+        lab.up()
+    install_loop(lab)
+    return lab
+
+
 class Events:
     """`salt-run state.event` on the Salt master host, its lines (`tag<TAB>json`) collected in a file."""
 

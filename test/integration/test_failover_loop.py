@@ -10,21 +10,13 @@ import time
 
 import pytest
 
-from failover_loop import Events, install_loop
-from lab import Lab
+from failover_loop import Events
 from labhosts import wait_for
 
 pytestmark = pytest.mark.lab
 MNT = "/srv/mfsconf"  # lab pillar storage mountpoint
 
 
-@pytest.fixture(scope="module")
-def loop(request):
-    """The session lab with the loop installed; MFSHA_LAB_REUSE=<name> uses a running lab of that name instead."""
-    reuse = os.environ.get("MFSHA_LAB_REUSE")
-    lab = Lab(reuse) if reuse else request.getfixturevalue("lab")
-    install_loop(lab)
-    return lab
 
 
 @pytest.fixture

@@ -10,19 +10,11 @@ import os
 
 import pytest
 
-from failover_loop import install_loop
 from faultlib import run_fault
-from lab import Lab
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def loop(request):
-    reuse = os.environ.get("MFSHA_LAB_REUSE")
-    lab = Lab(reuse) if reuse else request.getfixturevalue("lab")
-    install_loop(lab)
-    return lab
 
 
 ALL = os.environ.get("MFSHA_FAULTS_ALL") == "1"
