@@ -3,9 +3,11 @@ drbd.status must agree with drbdadm status (and /proc/drbd) in every state passe
 Inconsistent/Outdated disks; drbd.split_brain tells a split brain from a plain disconnect; the after-sb policy
 decides what is discarded and the documented manual recovery restores a consistent pair.
 Tests run in file order and share the module's VM pair (one life cycle)."""
+import importlib.util
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ import vmsalt
 from vm_support import record
 
 pytestmark = pytest.mark.vm
+REPO = Path(__file__).resolve().parents[3]
 
 
 def both(pair, fn):
@@ -154,6 +157,29 @@ def test_split_brain_unresolved_with_two_primaries(pair, calls):
         vmdrbd.assert_agrees(calls[vm.name], role="Primary", connection="StandAlone")
     assert a.run("ls /mnt/r0").out.split() == ["lost+found", "one", "only-a", "two"]
     assert b.run("ls /mnt/r0").out.split() == ["lost+found", "one", "only-b", "two"]
+    for vm in (a, b):
+        assert beacon_events(calls[vm.name]) == [("drbd/down", "split brain; connection StandAlone")], vm.name
+
+
+def beacon_events(call, looks=2):
+    """The mfsha beacon's own code, fed by real looks at the node (mfsha.node_state in the VM): the events of
+    `looks` consecutive runs (debounce 2), as (tag, details) of the DRBD check."""
+    spec = importlib.util.spec_from_file_location("mfsha_vm_beacon", REPO / "_beacons" / "mfsha.py")
+    beacon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(beacon)
+
+    def node_state(**kwargs):  # positional: the caller's own `timeout` keyword would swallow node_state's
+        order = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer", "timeout")
+        assert set(kwargs) == set(order), kwargs
+        ok, state = call("mfsha.node_state", *[kwargs[k] for k in order])
+        assert ok, state
+        return state
+    beacon.__salt__, beacon.__opts__ = {"mfsha.node_state": node_state}, {"id": call.vm.name}
+    config = [{"cluster": "vm"}, {"vip": "10.77.0.10"}, {"mountpoint": "/mnt/r0"}, {"storage": "drbd"},
+              {"resource": "r0"}, {"debounce": 2}]
+    assert beacon.validate(config)[0]
+    events = [ev for _ in range(looks) for ev in beacon.beacon(config)]
+    return [(ev["tag"], ev["details"]) for ev in events if ev["what"] == "drbd"]
 
 
 def test_split_brain_manual_recovery(pair, calls):
