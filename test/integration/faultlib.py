@@ -359,14 +359,18 @@ def recover_from_metalogger(lab, node, mnt, metalogger="mfs-cs1"):
             shutil.copy(f, dst)
             os.chown(os.path.join(dst, os.path.basename(f)), st.st_uid, st.st_gid)
     held = on_storage(lab, node, mnt, copy)
+    how = "hb_takeover all (nobody held the group)"
     if held:
         ret = lab.salt.cmd(node, "mfsha.restart_master", f"cfg={mnt}/mfsmaster.cfg", "timeout=60", timeout=90)
-        if not isinstance(ret.get(node), dict):
+        if isinstance(ret.get(node), dict):
+            how = "mfsha.restart_master"
+        elif held_by(lab) == node:
             raise LabError(f"mfsha.restart_master on {node} after the metalogger copy: {ret}")
-    else:
+        else:  # heartbeat gave the group up meanwhile (its own start failed): the copy is on the storage already
+            how = f"hb_takeover all (heartbeat gave the group up during the restart: {ret})"
+    if how.startswith("hb_takeover"):
         take_over(lab, node)
-    return f"{', '.join(os.path.basename(f) for f in src)} copied to {node}, " + \
-        ("mfsha.restart_master" if held else "hb_takeover all (nobody held the group)")
+    return f"{', '.join(os.path.basename(f) for f in src)} copied to {node}, {how}"
 
 
 def take_over(lab, node, tries=4):
