@@ -291,9 +291,10 @@ def data_path_ok(cfg=None):
     lock = os.path.join(data_path, ".mfsmaster.lock")
     if os.path.exists(lock):
         out["lock_pid"] = mfsha_mfs.lock_holder(lock)
-        if out["lock_pid"] is not None and _comm(out["lock_pid"]) != "mfsmaster":
+        comm = _proc_state(out["lock_pid"])[0]
+        if out["lock_pid"] is not None and comm != "mfsmaster":
             problems.append("{} is locked by pid {} ({}), not mfsmaster".format(
-                lock, out["lock_pid"], _comm(out["lock_pid"])))
+                lock, out["lock_pid"], comm or "?"))
     out["ok"] = not problems
     return out
 
@@ -321,11 +322,3 @@ def _alive_master(pid):
     """True while `pid` is an mfsmaster process that is not a zombie."""
     comm, state = _proc_state(pid)
     return comm == "mfsmaster" and state != "Z"
-
-
-def _comm(pid):
-    try:
-        with open("/proc/{}/comm".format(pid)) as fh:
-            return fh.read().strip()
-    except OSError:
-        return "?"
