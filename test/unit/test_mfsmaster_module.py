@@ -3,7 +3,6 @@ real files for DATA_PATH checks and real sockets for the probe; `lab` tests driv
 
 import csv
 import fcntl
-import json
 import os
 import pwd
 import shutil
@@ -70,7 +69,7 @@ def master(tmp_path):
 
 def test_running(master):
     assert master.mod.running() is False
-    set_state(master.fake, "up")
+    master.fake.set_state("up")
     assert master.mod.running() is True
     assert master.fake.calls == ["mfsmaster -c %s test" % master.cfg] * 2
 
@@ -102,7 +101,7 @@ def test_health_live(tmp_path):
     srv = Server("answer")
     try:
         mst = Master(tmp_path, port=srv.port).updown()
-        set_state(mst.fake, "up")
+        mst.fake.set_state("up")
         h = mst.mod.health(timeout=1)
     finally:
         srv.close()
@@ -221,7 +220,7 @@ def test_start_failures_carry_stderr(master, captured, message):
 
 def test_stop(master):
     master.on(["stop"], "mfsmaster-stop__running", state="up", next_state="down")
-    set_state(master.fake, "up")
+    master.fake.set_state("up")
     res = master.mod.stop()
     log = fixture("mfsmaster-stop__running")[1].read_text().strip()
     assert log.startswith("sending SIGTERM to lock owner") and log.endswith("waiting for termination terminated")
@@ -230,20 +229,13 @@ def test_stop(master):
     assert master.fake.calls.count(f"mfsmaster -c {master.cfg} stop") == 1
 
 
-def set_state(fake, state):
-    """Move the FakeCommands scenario (as a command with next_state would)."""
-    table = json.loads(Path(fake.path).read_text())
-    table["state"] = state
-    Path(fake.path).write_text(json.dumps(table))
-
-
 def test_stop_hung_master_needs_kill(master):
     # the captured `mfsmaster stop` of a SIGSTOPped master never finished (timeout killed it: exit 124); kill=True
     # then SIGKILLs the master and its bgsaver (real lock-holding processes) by PID
     master.on(["stop"], "mfsmaster-stop__sigstopped", state="hung")
     hung = HungMaster(master.data, master.fake, f"mfsmaster -c {master.cfg} test")
     try:
-        set_state(master.fake, "hung")
+        master.fake.set_state("hung")
         with pytest.raises(CommandExecutionError, match=r"(?s)still running after stop: .*waiting for termination"):
             master.mod.stop(timeout=1)
         assert all(p.poll() is None for p in hung.procs)  # no kill without kill=True
@@ -264,7 +256,7 @@ def test_reload(master):
     with pytest.raises(CommandExecutionError, match="not running; nothing to reload"):
         master.mod.reload()
     master.on(["reload"], "mfsmaster-reload__running", state="up")
-    set_state(master.fake, "up")
+    master.fake.set_state("up")
     assert master.mod.reload() == {"log": "reload signal has been sent"}
 
 

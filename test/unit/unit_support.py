@@ -35,6 +35,15 @@ def load_salt_module(relpath, salt=None, opts=None):
 # (program basename + args) is looked up in the current scenario state, then in "*". A response may
 # move the scenario to another state ("next"), e.g. `drbdadm up r0` turns "down" into "up".
 _LOOKUP = r'''
+def store(table_path, table):
+    # atomic: a reader in another thread or process (the HungMaster reaper, a fake executable) never sees a
+    # half-written table
+    tmp = "%s.%d.tmp" % (table_path, os.getpid())
+    with open(tmp, "w") as fh:
+        json.dump(table, fh)
+    os.replace(tmp, table_path)
+
+
 def respond(table_path, argv):
     with open(table_path) as fh:
         table = json.load(fh)
@@ -46,8 +55,7 @@ def respond(table_path, argv):
         if hit is not None:
             if hit.get("next"):
                 table["state"] = hit["next"]
-                with open(table_path, "w") as fh:
-                    json.dump(table, fh)
+                store(table_path, table)
             return hit["rc"], hit["stdout"], hit["stderr"]
     return 127, "", "fake: no response for %r in state %r\n" % (key, table["state"])
 '''
@@ -66,8 +74,7 @@ class FakeCommands:
         self._save()
 
     def _save(self):
-        with open(self.path, "w") as fh:
-            json.dump(self.table, fh)
+        _NS["store"](self.path, self.table)
 
     def on(self, cmdline, stdout="", stderr="", rc=0, state="*", next_state=None):
         """stdout/stderr: literal text, or a Path whose content is used (a captured fixture)."""
@@ -81,6 +88,12 @@ class FakeCommands:
     @property
     def state(self):
         return json.load(open(self.path))["state"]
+
+    def set_state(self, state):
+        """Move the scenario, as a command with next_state would."""
+        self.table = json.load(open(self.path))
+        self.table["state"] = state
+        self._save()
 
     @property
     def calls(self):
@@ -150,10 +163,7 @@ class HungMaster:
         def reap():
             for p in self.procs:
                 p.wait()
-            table = json.load(open(fake.path))
-            table["state"] = "down"
-            with open(fake.path, "w") as fh:
-                json.dump(table, fh)
+            fake.set_state("down")
         self.watcher = threading.Thread(target=reap, daemon=True)
         self.watcher.start()
 
