@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import sys
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,8 +38,8 @@ def load_salt_module(relpath, salt=None, opts=None):
 _LOOKUP = r'''
 def store(table_path, table):
     # atomic: a reader in another thread or process (the HungMaster reaper, a fake executable) never sees a
-    # half-written table
-    tmp = "%s.%d.tmp" % (table_path, os.getpid())
+    # half-written table; one temp file per writing thread
+    tmp = "%s.%d.%d.tmp" % (table_path, os.getpid(), threading.get_ident())
     with open(tmp, "w") as fh:
         json.dump(table, fh)
     os.replace(tmp, table_path)
@@ -59,7 +60,7 @@ def respond(table_path, argv):
             return hit["rc"], hit["stdout"], hit["stderr"]
     return 127, "", "fake: no response for %r in state %r\n" % (key, table["state"])
 '''
-_NS = {"json": json, "os": os}
+_NS = {"json": json, "os": os, "threading": threading}
 exec(_LOOKUP, _NS)  # noqa: S102 - our own constant source
 
 
@@ -111,7 +112,7 @@ class FakeCommands:
         """Executables `names` on a PATH dir that answer from this table (env FAKE_COMMANDS)."""
         bindir = self.dir / "bin"
         bindir.mkdir(exist_ok=True)
-        script = (f"#!{sys.executable}\nimport json, os, sys\n{_LOOKUP}\n"
+        script = (f"#!{sys.executable}\nimport json, os, sys, threading\n{_LOOKUP}\n"
                   "rc, out, err = respond(os.environ['FAKE_COMMANDS'], sys.argv)\n"
                   "sys.stdout.write(out); sys.stderr.write(err); sys.exit(rc)\n")
         for name in names:
@@ -150,7 +151,6 @@ class HungMaster:
 
     def __init__(self, data_dir, fake, test_cmdline):
         import subprocess
-        import threading
         self.procs = []
         for name in (".mfsmaster.lock", ".bgwriter.lock"):
             p = subprocess.Popen([sys.executable, "-c", self.CODE, str(Path(data_dir) / name)], stdout=subprocess.PIPE,
