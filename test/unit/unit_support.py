@@ -91,10 +91,11 @@ class FakeCommands:
         return json.load(open(self.path))["state"]
 
     def set_state(self, state):
-        """Move the scenario, as a command with next_state would."""
-        self.table = json.load(open(self.path))
-        self.table["state"] = state
-        self._save()
+        """Move the scenario, as a command with next_state would (also from another thread: no shared state)."""
+        with open(self.path) as fh:
+            table = json.load(fh)
+        table["state"] = state
+        _NS["store"](self.path, table)
 
     @property
     def calls(self):
