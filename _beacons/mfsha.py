@@ -4,10 +4,13 @@ Each run takes one cheap, bounded look (mfsha.node_state: heartbeat, VIP, mount,
 active node, DRBD) and feeds it to a debouncer: a check must be bad `debounce` runs in a row before
 `salt/beacon/<id>/mfsha/<what>/down` is sent, and good as many runs before `.../<what>/up`. Debounce filters
 slowness (a probe timing out once under load); a master whose process is gone or stopped (SIGSTOP) is no such flake,
-so it is reported at the first look (the orchestration re-checks before it acts anyway). Nothing is sent while a
-state holds, except that an unresolved fault is announced again every `repeat` seconds (so a recovery the flap guard
-or maintenance held back is retried). The debouncer lives in module memory: a beacon reload (sync, pillar refresh)
-starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
+so it is reported at the first look (the orchestration re-checks before it acts anyway). A passive node watches
+the VIP as a client would (`service`): that catches a master that answers only locally (a firewall) and a group
+nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, not the first detector, so it
+reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long).
+Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
+recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
+(sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
 
 Configuration (written by mfsha/monitoring.sls from the pillar; `interval` counts minion loop ticks):
 
@@ -24,6 +27,7 @@ Configuration (written by mfsha/monitoring.sls from the pillar; `interval` count
         - peer: paris-mfs2       # heartbeat node name of the peer
         - debounce: 2
         - repeat: 60
+        - service_after: 30      # seconds the VIP must fail from the passive node (failover:serve_timeout)
         - probe_timeout: 0.5     # protocol probe timeout (s); not `timeout`: beacon.present hands its kwargs to
                                  # beacons.list, where `timeout` is how long to wait for the minion's answer
 """
@@ -34,7 +38,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "mfsha"
 REQUIRED = ("cluster", "vip", "mountpoint")
 DEFAULTS = {"interface": "eth0", "port": 9421, "storage": "shared", "resource": "r0", "peer": None, "debounce": 2,
-            "repeat": 60, "probe_timeout": 0.5}
+            "repeat": 60, "service_after": 30, "probe_timeout": 0.5}
 _TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads beacons
 
 
@@ -58,7 +62,7 @@ def validate(config):
         return False, f"mfsha beacon: missing {', '.join(missing)}"
     if cfg["storage"] not in ("drbd", "shared"):
         return False, f"mfsha beacon: storage must be drbd or shared, not {cfg['storage']!r}"
-    for key in ("debounce", "repeat"):
+    for key in ("debounce", "repeat", "service_after"):
         if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
             return False, f"mfsha beacon: {key} must be a positive integer, not {cfg[key]!r}"
     return True, "valid beacon configuration"
@@ -69,7 +73,8 @@ def checks(state):
     that the fault is certain at once (no mfsmaster process, or a stopped one), so debounce does not apply.
 
     master/storage/vip are judged only on the node that holds the storage or the VIP, and not while heartbeat moves
-    the resources (`transition`): a handover stops mfsmaster first, which is no fault."""
+    the resources (`transition`): a handover stops mfsmaster first, which is no fault. `service` (the VIP as a
+    client sees it) is judged only on the other node, under the same condition."""
     hb = state["heartbeat"]
     out = {"heartbeat": (not hb["running"], "heartbeat is not running" if not hb["running"] else
                          f"heartbeat running, resources {hb['resources']}")}
@@ -82,6 +87,10 @@ def checks(state):
                       "storage mounted") if judge else (None, "")
     out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else
                   "VIP present") if judge else (None, "")
+    # the passive node's client view; not while heartbeat runs nowhere here or moves the resources
+    watch = not state["active"] and hb["running"] and not moving and state.get("vip_serves") is not None
+    out["service"] = (not state["vip_serves"], "the VIP does not serve (seen from this passive node)"
+                      if not state["vip_serves"] else "the VIP serves") if watch else (None, "")
     drbd = state.get("drbd")
     if drbd is not None or state.get("drbd_error"):
         problems = [state["drbd_error"]] if state.get("drbd_error") else []
@@ -100,8 +109,9 @@ def checks(state):
 class Tracker:
     """Debounce and transition logic, fed one look at a time (pure: tested without Salt)."""
 
-    def __init__(self, debounce=2, repeat=60):
+    def __init__(self, debounce=2, repeat=60, hold=None):
         self.debounce, self.repeat = debounce, repeat
+        self.hold = hold or {}  # what -> seconds a check must stay bad before it is reported down
         self.items = {}
 
     def update(self, results, now):
@@ -122,6 +132,8 @@ class Tracker:
                 continue
             it["streak"] += 1
             it["first"] = it["first"] or now
+            if bad and now - it["first"] < self.hold.get(what, 0):
+                continue
             if it["streak"] >= (1 if bad and sure and sure[0] else self.debounce):
                 it.update(state=want, streak=0, since=it["first"], first=None, sent=now, repeats=0)
                 events.append({"what": what, "state": want, "since": it["since"], "details": details, "repeat": 0})
@@ -134,8 +146,9 @@ def beacon(config):
                                          port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
                                          resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"])
     tracker = _TRACKERS.get(cfg["cluster"])
-    if tracker is None or (tracker.debounce, tracker.repeat) != (cfg["debounce"], cfg["repeat"]):
-        tracker = _TRACKERS[cfg["cluster"]] = Tracker(cfg["debounce"], cfg["repeat"])
+    hold = {"service": cfg["service_after"]}
+    if tracker is None or (tracker.debounce, tracker.repeat, tracker.hold) != (cfg["debounce"], cfg["repeat"], hold):
+        tracker = _TRACKERS[cfg["cluster"]] = Tracker(cfg["debounce"], cfg["repeat"], hold)
     out = []
     for ev in tracker.update(checks(state), state["time"]):
         ev.update(tag=f"{ev['what']}/{ev['state']}", node=__opts__["id"], cluster=cfg["cluster"],

@@ -163,6 +163,7 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
 # Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
 
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
+HB_TAKEOVER = "/usr/share/heartbeat/hb_takeover"
 
 
 def _quick(args, timeout=3):
@@ -211,13 +212,14 @@ def _check_args(cfg):
 
 
 def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=None, storage="shared", resource="r0",
-               peer=None, timeout=0.5):
+               peer=None, timeout=0.5, client=True):
     """What this master node holds and how its services are, bounded by `timeout` for network probes.
 
     Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
     with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat_state(), "vip", "mounted",
-    "active" (holds VIP or storage), "master": mfsmaster.health() on the active node else None, "drbd": normalized
-    status or None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
+    "active" (holds VIP or storage), "vip_serves" (protocol probe of the VIP from a passive node, else None;
+    client=False skips it), "master": mfsmaster.health() on the active node else None, "drbd": normalized status or
+    None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
     `peer` is the peer's heartbeat node name, or {minion id: peer name} (one call serves both nodes)."""
     if isinstance(peer, dict):
         peer = peer.get(__grains__["id"])
@@ -229,6 +231,9 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
            "heartbeat": heartbeat_state(peer), "vip": has_address(vip, interface), "mounted": is_mounted(mountpoint),
            "master": None, "drbd": None, "blockers": None}
     out["active"] = out["vip"] or out["mounted"]
+    # a passive node watches the service as a client would: a master that answers only locally (a firewall) or
+    # nobody holding the group (a failed start: heartbeat v1 gives up and never retries) shows only from outside
+    out["vip_serves"] = None if out["active"] or not client else serves(vip, port, timeout=float(timeout))
     if out["mounted"]:
         out["master"] = __salt__["mfsmaster.health"](cfg=f"{mountpoint}/mfsmaster.cfg", host=vip, port=int(port),
                                                       timeout=float(timeout))
@@ -299,6 +304,40 @@ def handover(grace=2):
         raise CommandExecutionError(f"mfsha: {HB_STANDBY} failed (exit {res['retcode']}): "
                                     f"{(res['stderr'] or res['stdout']).strip()}")
     return {"killed_hung_master": killed, "log": (res["stdout"] + res["stderr"]).strip()}
+
+
+def takeover(timeout=60):
+    """Take every resource through heartbeat while no node holds them: `hb_takeover all`, asked again every 10 s
+    (a request that meets heartbeat's own pending `sleep 30; hb_standby` after a failed start is ignored); with the
+    peer dead, where hb_takeover has nobody to ask, a heartbeat restart (alone after initdead it acquires every
+    resource). Returns {"how", "held_s"} once this node holds the group; raises after `timeout` s."""
+    args = _check_args(None)
+    t0 = time.monotonic()
+    hb = heartbeat_state(args["peer"])
+    if not hb["running"]:
+        raise CommandExecutionError("mfsha: heartbeat is not running here; it cannot take the resources")
+
+    def held():
+        return has_address(args["vip"], args["interface"]) or is_mounted(args["mountpoint"])
+    if held():
+        return {"how": "none: this node holds the resources", "held_s": 0.0}
+    if hb["peer"] == "dead":
+        how, cmd, every = "heartbeat restart (peer dead)", ["service", "heartbeat", "restart"], timeout
+    else:
+        how, cmd, every = "hb_takeover all", [HB_TAKEOVER, "all"], 10
+    asked = None
+    while True:
+        if asked is None or time.monotonic() - asked >= every:
+            res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, timeout=60)
+            if res["retcode"] != 0:
+                raise CommandExecutionError(f"mfsha: {' '.join(cmd)} failed (exit {res['retcode']}): "
+                                            f"{(res['stderr'] or res['stdout']).strip()}")
+            asked = time.monotonic()
+        time.sleep(1)
+        if held():
+            return {"how": how, "held_s": round(time.monotonic() - t0, 2)}
+        if time.monotonic() - t0 > timeout:
+            raise CommandExecutionError(f"mfsha: {how}: this node does not hold the resources after {timeout} s")
 
 
 BOOK = "mfsha-cluster.json"  # last word from the Salt master (maintenance, last failover), for status on a node

@@ -5,14 +5,19 @@
   salt-run mfsha.maintenance <cluster> on|off   the loop only reports while on (persisted in the master's cachedir)
   salt-run mfsha.recover minion=<id>            what mfsha/orch/recover.sls runs for a beacon event
 
-THE RULE (also in README and mfsha/orch/recover.sls), evaluated on a fresh look at both nodes, never on the event:
-act only for a master node of a cluster in the Salt master's pillar, with failover enabled, no maintenance, heartbeat
-not moving the resources and exactly one node holding them. If that node's mfsmaster answers the protocol, do
-nothing. Otherwise restart mfsmaster in place (`-a`) if the node holds storage and VIP, its heartbeat runs and fewer
-than `restart_budget` restarts happened in the last `cooldown` seconds; else (or when the restart does not serve
-within `serve_timeout`) hand every resource to the peer through heartbeat (hb_standby) if no move happened in the
-last `cooldown` seconds, both heartbeats run and the peer's DRBD disk may be promoted (promotion_blockers); else
-refuse and say why. Each run fires `mfsha/failover/<result>` with its reason and timeline.
+THE RULE (also in README, "The rule"), evaluated on a fresh look at both nodes, never on the event:
+act only for a master node of a cluster in the Salt master's pillar, with failover enabled, no maintenance and
+heartbeat not moving the resources. When exactly one node holds them: if its mfsmaster answers the protocol, do
+nothing, unless the VIP fails both from the passive node and from the Salt master (a firewall: the master answers
+only locally), which is a move. Otherwise restart mfsmaster in place (`-a`) if the node holds storage and VIP, its
+heartbeat runs and fewer than `restart_budget` restarts happened in the last `cooldown` seconds; else (or when the
+restart does not serve within `serve_timeout`) hand every resource to the peer through heartbeat (hb_standby) if no
+move happened in the last `cooldown` seconds, both heartbeats run and the peer's DRBD disk may be promoted
+(promotion_blockers). When no node holds them and the VIP does not serve (a failed start: heartbeat v1 gives the
+group up and never retries), and that has lasted past heartbeat's own retry (settle_s: 45 s + 2 x deadtime from the
+first bad look), take them through heartbeat on a node whose heartbeat runs and whose disk may be promoted, the
+preferred node first, once per `cooldown`.
+Anything else is refused with the reason. Each run fires `mfsha/failover/<result>` with its reason and timeline.
 """
 import contextlib
 import fcntl
@@ -122,10 +127,11 @@ def _node_kwargs(c):
             "storage": st["type"], "resource": st["drbd"]["resource"], "peer": peers, "timeout": 1.0}
 
 
-def _facts(c, nodes=None):
-    """Fresh mfsha.node_state of the cluster's nodes, {id: state | {"answered": False, "error"}}."""
+def _facts(c, nodes=None, client=True):
+    """Fresh mfsha.node_state of the cluster's nodes, {id: state | {"answered": False, "error"}}; client=False skips
+    the passive nodes' probe of the VIP."""
     nodes = nodes or [n["id"] for n in c["nodes"]]
-    ret = _call(nodes, "mfsha.node_state", _node_kwargs(c), timeout=8)
+    ret = _call(nodes, "mfsha.node_state", dict(_node_kwargs(c), client=client), timeout=8)
     return {node: dict(r, answered=True) if ok and isinstance(r, dict) else {"answered": False, "error": r}
             for node, (ok, r) in ret.items()}
 
@@ -136,7 +142,36 @@ def _serving(c):
     return ok, detail
 
 
+def _serves(state):
+    """The node holds VIP and storage and its mfsmaster answers the protocol (seen from the node itself)."""
+    return bool(state.get("answered") and state["vip"] and state["mounted"] and (state["master"] or {}).get("healthy"))
+
+
+def _look(c):
+    """(facts, outside): fresh looks at both nodes, and the Salt master's own probe of the VIP (None when THE RULE
+    does not need it). The client's view of the VIP is taken only when the one holder serves locally or nobody holds
+    the group: on the restart path a hung master would only cost the probes' timeouts."""
+    facts = _facts(c, client=False)
+    holders = _holders(facts)
+    if len(holders) > 1 or (holders and not _serves(facts[holders[0]])):
+        return facts, None
+    others = [n for n, f in sorted(facts.items()) if n not in holders and f.get("answered")]
+    if others:
+        facts.update(_facts(c, others))
+    outside = None
+    if not holders or any(facts[n].get("vip_serves") is False for n in others):
+        outside = _serving(c)[0]
+    return facts, outside
+
+
 # ---- the decision (pure) -----------------------------------------------------------------------------------------
+
+def settle_s(c):
+    """How long nobody may hold the group before the loop takes it: after a failed start heartbeat v1 gives the group
+    up and runs `sleep 30; hb_standby` (the peer's one try; ResourceManager), after MFSMaster's own bounded retries
+    (~10 s); a takeover before that is swallowed or undone."""
+    return 45 + 2 * c["heartbeat"]["deadtime"]
+
 
 def _holders(facts):
     return [n for n, f in sorted(facts.items()) if f.get("answered") and f["active"]]
@@ -164,9 +199,40 @@ def _recent(book, actions, now, window):
     return [h for h in book.get("history", []) if h["action"] in actions and now - h["time"] < window]
 
 
-def decide(c, facts, book, now, restart_failed=False):
-    """THE RULE (module docstring) -> {"action": none|restart|move|refuse|wait|suppress|ignore, "reason", "node",
-    "peer"}. `facts` are fresh node_state looks at both nodes; `book` the cluster's persistent record."""
+def _nobody(c, facts, book, now, vip_serves):
+    """THE RULE when no node holds the resources."""
+    out = {"action": "refuse", "reason": "", "node": None, "peer": None}
+    if vip_serves:
+        return dict(out, reason="no node says it holds the resources, yet the VIP serves: a human decides")
+    if vip_serves is None:
+        return dict(out, action="wait", reason="no node holds the storage or VIP: heartbeat owns them (start or "
+                                               "host death)")
+    why, able = [], []
+    for n in sorted((n["id"] for n in c["nodes"]), key=lambda i: i != c["preferred"]):
+        f = facts[n]
+        if not f.get("answered"):
+            why.append(f"no answer from {n}")
+        elif not f["heartbeat"]["running"]:
+            why.append(f"heartbeat is not running on {n}")
+        elif f.get("blockers"):
+            why.append(f"{n} may not be promoted: {'; '.join(f['blockers'])}")
+        else:
+            able.append(n)
+    head = "no node holds the resources and the VIP does not serve"
+    if not able:
+        return dict(out, reason=f"{head}; {'; '.join(why)}")
+    taken = _recent(book, ("takeover",), now, c["failover"]["cooldown"])
+    if taken:
+        return dict(out, reason=f"{head}; flap guard: a takeover {round(now - taken[-1]['time'])} s ago did not keep "
+                                f"them (cooldown {c['failover']['cooldown']} s): a human decides")
+    return dict(out, action="takeover", node=able[0],
+                reason=f"{head}: take them on {able[0]} through heartbeat")
+
+
+def decide(c, facts, book, now, restart_failed=False, vip_serves=None):
+    """THE RULE (module docstring) -> {"action": none|restart|move|takeover|refuse|wait|suppress|ignore, "reason",
+    "node", "peer"}. `facts` are fresh node_state looks at both nodes; `book` the cluster's persistent record;
+    `vip_serves` the Salt master's own probe of the VIP (None: not taken)."""
     f = c["failover"]
     out = {"action": "refuse", "reason": "", "node": None, "peer": None}
     if not f["enabled"]:
@@ -178,24 +244,22 @@ def decide(c, facts, book, now, restart_failed=False):
     if moving:
         return dict(out, action="wait", reason=f"heartbeat on {', '.join(moving)} is moving the resources")
     holders = _holders(facts)
-    silent = [n for n, s in sorted(facts.items()) if not s.get("answered")]
     if len(holders) > 1:
         return dict(out, reason=f"both nodes hold storage or VIP ({', '.join(holders)}): a human decides")
     if not holders:
-        if silent:
-            return dict(out, reason=f"no answer from {', '.join(silent)} and no other node holds the resources: "
-                                    "heartbeat handles host death")
-        return dict(out, action="wait", reason="no node holds the storage or VIP: heartbeat owns them (start or "
-                                               "host death)")
+        return _nobody(c, facts, book, now, vip_serves)
     node = holders[0]
     peer = next(n["id"] for n in c["nodes"] if n["id"] != node)
     out.update(node=node, peer=peer)
     a = facts[node]
-    if a["vip"] and a["mounted"] and (a["master"] or {}).get("healthy"):
-        return dict(out, action="none", reason=f"{node} holds storage and VIP and mfsmaster answers")
     restarts = _recent(book, ("restart",), now, f["cooldown"])
     why = []
-    if restart_failed:
+    if _serves(a):
+        if vip_serves is not False or facts[peer].get("vip_serves") is not False:
+            return dict(out, action="none", reason=f"{node} holds storage and VIP and mfsmaster answers")
+        why.append(f"mfsmaster on {node} answers there, but the VIP does not serve from {peer} nor from the Salt "
+                   "master (firewall or network of the active node)")
+    elif restart_failed:
         why.append("the in-place restart did not serve")
     elif not (a["vip"] and a["mounted"]):
         why.append(f"{node} holds {'the VIP' if a['vip'] else 'the storage'} only")
@@ -206,7 +270,7 @@ def decide(c, facts, book, now, restart_failed=False):
     else:
         return dict(out, action="restart", reason=f"mfsmaster on {node} fails ({(a['master'] or {}).get('detail')}); "
                                                   f"restart {len(restarts) + 1} of {f['restart_budget']}")
-    moves = _recent(book, ("move", "switchover"), now, f["cooldown"])
+    moves = _recent(book, ("move", "switchover", "takeover"), now, f["cooldown"])
     if moves:
         ago = round(now - moves[-1]["time"])
         return dict(out, reason=f"{'; '.join(why)}; flap guard: the resources moved {ago} s ago "
@@ -236,7 +300,7 @@ def _wait_peer_serves(c, peer, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = _facts(c, [peer])[peer]
-        if state.get("answered") and state["vip"] and state["mounted"] and (state["master"] or {}).get("healthy"):
+        if _serves(state):
             return state
         time.sleep(0.5)
     return None
@@ -262,9 +326,21 @@ def _move(c, node, peer):
     return True, {"handover": ret, "metadata_version": state["master"]["metadata_version"]}
 
 
+def _take(c, node):
+    f, hb = c["failover"], c["heartbeat"]
+    limit = hb["initdead"] + f["serve_timeout"] + 30  # a heartbeat restart (peer dead) waits initdead first
+    ok, ret = _call([node], "mfsha.takeover", {"timeout": limit}, timeout=limit + 20)[node]
+    if not ok:
+        return False, f"takeover on {node} failed: {ret}"
+    state = _wait_peer_serves(c, node, f["serve_timeout"])
+    if state is None:
+        return False, f"{node} took the resources ({ret}) but does not serve within {f['serve_timeout']} s"
+    return True, {"takeover": ret, "metadata_version": state["master"]["metadata_version"]}
+
+
 def _record(name, c, book, entry):
     book.setdefault("history", []).append(entry)
-    if entry["action"] in ("restart", "move", "switchover"):
+    if entry["action"] in ("restart", "move", "switchover", "takeover"):
         book["last"] = entry
     _save(name, book)
     try:
@@ -287,7 +363,8 @@ def recover(minion=None, event=None):
     `minion` defaults to the event's sender id (data.id, set by the Salt master from the minion's authentication).
 
     Re-checks both nodes, applies THE RULE and acts; fires and returns {"result": healthy|ignored|suppressed|waiting|
-    refused|skipped|restarted|moved|failed, "reason", "timeline", "decision", "cluster", "minion", "trigger"}."""
+    refused|skipped|restarted|moved|taken_over|failed, "reason", "timeline", "decision", "cluster", "minion",
+    "trigger"}."""
     event = event or {}
     data = event.get("data") or {}
     minion = minion or data.get("id")
@@ -305,9 +382,16 @@ def recover(minion=None, event=None):
             return _result(name, "skipped", "another recovery or switchover of this cluster is running", tl,
                            minion=minion, trigger=trigger)
         book = _book(name)
-        facts = _facts(c)
+        facts, outside = _look(c)
         tl["looked"] = time.time()
-        d = decide(c, facts, book, time.time())
+        d = decide(c, facts, book, time.time(), vip_serves=outside)
+        # nobody holds the group: give heartbeat its own retry first (settle_s), watching whether it recovers
+        end = tl["detected"] + settle_s(c)
+        while d["action"] == "takeover" and time.time() < end:
+            time.sleep(min(2.0, max(0.1, end - time.time())))
+            book = _book(name)  # an operator may switch maintenance on meanwhile
+            facts, outside = _look(c)
+            d = decide(c, facts, book, time.time(), vip_serves=outside)
         tl["decided"] = time.time()
         common = {"minion": minion, "trigger": trigger, "decision": d}
         results = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting",
@@ -323,10 +407,20 @@ def recover(minion=None, event=None):
                 tl["serving"] = tl["restarted"]
                 return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
             log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
-            d = decide(c, _facts(c), book, time.time(), restart_failed=True)
+            facts, outside = _look(c)
+            d = decide(c, facts, book, time.time(), restart_failed=True, vip_serves=outside)
             common["decision"] = d
             if d["action"] != "move":
                 return _result(name, "failed", f"restart failed ({ret}); {d['reason']}", tl, **common)
+        if d["action"] == "takeover":
+            ok, ret = _take(c, d["node"])
+            tl["taken"] = time.time()
+            if ok:
+                tl["serving"] = tl["taken"]
+            _record(name, c, book, {"time": tl["decided"], "action": "takeover", "node": d["node"], "result": ok,
+                                    "duration_s": round(tl["taken"] - tl["detected"], 2), "reason": d["reason"]})
+            return _result(name, "taken_over" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret,
+                           **common)
         ok, ret = _move(c, d["node"], d["peer"])
         tl["moved"] = time.time()
         if ok:

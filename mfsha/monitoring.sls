@@ -38,6 +38,7 @@ mfsha-monitoring-beacon:
     - peer: {{ mfsha.peer.hostname }}
     - debounce: {{ f.debounce }}
     - repeat: {{ f.cooldown }}
+    - service_after: {{ f.serve_timeout }}
     - probe_timeout: 0.5
     - require:
       - loop: mfsha-monitoring-beacon-loaded

@@ -17,8 +17,6 @@ pytestmark = pytest.mark.lab
 MNT = "/srv/mfsconf"  # lab pillar storage mountpoint
 
 
-
-
 @pytest.fixture
 def fo(loop):
     """A healthy lab with the loop installed, a fresh failover book (no cooldown carried over) and an event log."""

@@ -18,7 +18,7 @@ def test_master_nodes_get_the_beacon_from_the_pillar(formula):
     assert (chunk["state"], chunk["fun"], chunk["name"]) == ("beacon", "present", "mfsha")
     want = {"interval": 1, "cluster": "paris", "vip": "10.20.0.10", "interface": "eth0", "port": 9421,
             "mountpoint": "/mfsconf", "storage": "drbd", "resource": "r0", "peer": "paris-mfs2", "debounce": 2,
-            "repeat": 60, "probe_timeout": 0.5, "save": True}
+            "repeat": 60, "service_after": 30, "probe_timeout": 0.5, "save": True}
     assert {k: chunk[k] for k in want} == want
     # the beacon module is loaded in the running minion before beacon.present validates it
     assert ids["mfsha-monitoring-beacon-loaded"]["fun"] == "until"
@@ -27,10 +27,11 @@ def test_master_nodes_get_the_beacon_from_the_pillar(formula):
 
 def test_check_interval_is_converted_to_loop_ticks(formula):
     p = load_pillar("example")
-    p["mfsha"]["clusters"]["berlin"]["failover"] = {"check_interval": 3, "debounce": 4, "cooldown": 120}
+    p["mfsha"]["clusters"]["berlin"]["failover"] = {"check_interval": 3, "debounce": 4, "cooldown": 120,
+                                                    "serve_timeout": 45}
     chunk = formula.use("berlin-mfs2", p).ids()["mfsha-monitoring-beacon"]
-    assert (chunk["interval"], chunk["debounce"], chunk["repeat"], chunk["storage"], chunk["peer"],
-            chunk["interface"]) == (3, 4, 120, "shared", "berlin-mfs1", "bond0")
+    assert (chunk["interval"], chunk["debounce"], chunk["repeat"], chunk["service_after"], chunk["storage"],
+            chunk["peer"], chunk["interface"]) == (3, 4, 120, 45, "shared", "berlin-mfs1", "bond0")
 
 
 def test_only_master_nodes_are_monitored(formula):

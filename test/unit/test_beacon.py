@@ -129,7 +129,7 @@ class Node:
             salt["drbd.split_brain"] = lambda res: {"split_brain": mfsha_drbd.split_brain_in_log(dmesg, res) is not None}
         self.mod = load_salt_module("_modules/mfsha.py", salt=salt)
         self.mod.__grains__ = {"id": "mfs-a"}
-        self.port = port
+        self.port = port or 1  # nothing listens on port 1: the VIP does not serve
 
     def state(self, mounted=True):
         mp = str(self.mount) if mounted else "/nowhere-mounted"
@@ -174,6 +174,38 @@ def test_passive_node_judges_only_heartbeat_and_drbd(tmp_path):
     res = beacon.checks(state)
     assert res["master"][0] is None and res["vip"][0] is None and res["storage"][0] is None
     assert res["heartbeat"][0] is False and res["drbd"][0] is False
+
+
+def test_passive_node_watches_the_vip_as_a_client(tmp_path):
+    srv = Server("answer")
+    try:
+        node = Node(tmp_path, rsc="none", vip=False, port=srv.port)
+        assert beacon.checks(node.state(mounted=False))["service"] == (False, "the VIP serves")
+    finally:
+        srv.close()
+    node.port = 1  # nothing listens there: the VIP does not serve
+    state = node.state(mounted=False)
+    assert state["vip_serves"] is False
+    assert beacon.checks(state)["service"] == (True, "the VIP does not serve (seen from this passive node)")
+    for rsc in ("transition", ""):  # heartbeat moving the resources, or not running: not judged
+        node.fake.on("cl_status rscstatus", stdout=rsc + "\n", rc=0 if rsc else 1)
+        assert beacon.checks(node.state(mounted=False))["service"][0] is None
+    (tmp_path / "a").mkdir()
+    active = Node(tmp_path / "a", master="mfsmaster-test__after-kill9")
+    assert active.state()["vip_serves"] is None and beacon.checks(active.state())["service"][0] is None
+
+
+def test_service_is_reported_only_after_it_failed_for_its_hold_time():
+    t = beacon.Tracker(debounce=2, repeat=60, hold={"service": 30})
+    assert all(t.update(bad("service"), T0 + i) == [] for i in range(30))
+    ev = t.update(bad("service"), T0 + 30)
+    assert [(e["what"], e["state"], e["since"]) for e in ev] == [("service", "down", T0)]
+    assert t.update(bad(good=["service"]), T0 + 31) == []
+    assert [e["state"] for e in t.update(bad(good=["service"]), T0 + 32)] == ["up"]  # recovery: debounce only
+    t.update(bad("service"), T0 + 40)
+    assert t.update(bad(good=["service"]), T0 + 41) == []  # a short outage resets the wait
+    assert t.update(bad("service"), T0 + 42) == [] and t.update(bad("service"), T0 + 71) == []
+    assert [e["state"] for e in t.update(bad("service"), T0 + 72)] == ["down"]
 
 
 def test_heartbeat_moving_resources_is_not_judged(tmp_path):

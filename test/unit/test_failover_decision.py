@@ -38,12 +38,16 @@ def looks(tmp_path_factory):
              drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt")
         look("active-moving", rsc="transition", master="mfsmaster-test__stopped", port=1,
              drbd="drbdsetup-status-json__connected-primary-uptodate__mfsmaster1.txt")
-        look("passive-uptodate", rsc="none", vip=False,
+        look("passive-uptodate", rsc="none", vip=False, port=up.port,
              drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
-        look("passive-inconsistent", rsc="none", vip=False,
+        look("passive-inconsistent", rsc="none", vip=False, port=up.port,
              drbd="drbdsetup-status-json__connected-secondary-inconsistent__mfsmaster2.txt")
-        look("passive-no-heartbeat", rsc="", vip=False,
+        look("passive-no-heartbeat", rsc="", vip=False, port=up.port,
              drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
+        look("passive-no-service", rsc="none", vip=False, port=1,  # nothing answers on the VIP
+             drbd="drbdsetup-status-json__connected-secondary-uptodate__mfsmaster2.txt")
+        look("passive-inconsistent-no-service", rsc="none", vip=False, port=1,
+             drbd="drbdsetup-status-json__connected-secondary-inconsistent__mfsmaster2.txt")
     finally:
         up.close()
         hung.close()
@@ -122,12 +126,68 @@ def test_heartbeat_moving_resources_waits(paris, looks):
     assert decide(paris, facts(looks, "active-moving", "passive-uptodate"))["action"] == "wait"
 
 
-def test_nobody_holds_the_resources_waits_for_heartbeat(paris, looks):
-    f = facts(looks, "passive-uptodate", "passive-uptodate")
-    assert decide(paris, f)["action"] == "wait"
-    f = facts(looks, "passive-uptodate", None)
-    d = decide(paris, f)
-    assert d["action"] == "refuse" and "heartbeat handles host death" in d["reason"]
+def test_nobody_holds_the_resources(paris, looks):
+    f = facts(looks, "passive-no-service", "passive-no-service")
+    assert f["paris-mfs1"]["vip_serves"] is False
+    assert decide(paris, f)["action"] == "wait"  # the Salt master did not probe the VIP
+    d = decide(paris, f, vip_serves=False)
+    assert (d["action"], d["node"]) == ("takeover", "paris-mfs1"), d  # the preferred node first
+    assert d["reason"] == "no node holds the resources and the VIP does not serve: take them on paris-mfs1 through " \
+                          "heartbeat"
+    d = decide(paris, facts(looks, "passive-inconsistent-no-service", "passive-no-service"), vip_serves=False)
+    assert (d["action"], d["node"]) == ("takeover", "paris-mfs2"), d
+    d = decide(paris, facts(looks, "passive-no-service", None), vip_serves=False)  # the peer is dead
+    assert (d["action"], d["node"]) == ("takeover", "paris-mfs1"), d
+    d = decide(paris, f, book(dict(entry("takeover", 30))), vip_serves=False)
+    assert d["action"] == "refuse" and "flap guard: a takeover 30 s ago did not keep them" in d["reason"]
+    d = decide(paris, f, vip_serves=True)
+    assert d["action"] == "refuse" and "yet the VIP serves: a human decides" in d["reason"]
+    d = decide(paris, facts(looks, "passive-no-heartbeat", "passive-inconsistent-no-service"), vip_serves=False)
+    assert d["action"] == "refuse" and d["reason"] == (
+        "no node holds the resources and the VIP does not serve; heartbeat is not running on paris-mfs1; paris-mfs2 "
+        "may not be promoted: local disk of volume 0 is Inconsistent, not UpToDate")
+
+
+def test_master_answering_only_locally_is_moved(paris, looks):
+    # a firewall on the active node: its own probe passes, the passive node and the Salt master see nothing
+    f = facts(looks, "active-serving", "passive-no-service")
+    d = decide(paris, f, vip_serves=False)
+    assert (d["action"], d["node"], d["peer"]) == ("move", "paris-mfs1", "paris-mfs2"), d
+    assert d["reason"].startswith("mfsmaster on paris-mfs1 answers there, but the VIP does not serve from paris-mfs2 "
+                                  "nor from the Salt master")
+    assert decide(paris, f, vip_serves=True)["action"] == "none"  # only the link between the masters
+    assert decide(paris, f)["action"] == "none"
+    assert decide(paris, facts(looks, "active-serving", "passive-uptodate"), vip_serves=False)["action"] == "none"
+    d = decide(paris, f, book(entry("move", 20)), vip_serves=False)
+    assert d["action"] == "refuse" and "flap guard" in d["reason"]
+
+
+@pytest.mark.parametrize("active, passive, client_look, outside", [
+    ("active-hung", "passive-no-service", False, False),  # restart path: no probe of a hung master's VIP
+    ("active-killed", "passive-uptodate", False, False),
+    ("active-serving", "passive-uptodate", True, False),  # the passive view serves: no Salt-master probe
+    ("active-serving", "passive-no-service", True, True),  # maybe a firewall: both outside views
+    ("passive-no-service", "passive-no-service", True, True),  # nobody holds the group
+])
+def test_look_takes_the_client_view_only_when_the_rule_needs_it(paris, looks, monkeypatch, active, passive,
+                                                                client_look, outside):
+    calls, probes = [], []
+    captured = facts(looks, active, passive)
+
+    def call(minions, fun, kwarg=None, timeout=10):
+        assert fun == "mfsha.node_state" and kwarg["cluster"] == "paris"
+        calls.append((sorted(minions), kwarg["client"]))
+        return {m: (True, dict(captured[m], vip_serves=captured[m]["vip_serves"] if kwarg["client"] else None))
+                for m in minions}
+    monkeypatch.setattr(runner, "_call", call)
+    monkeypatch.setattr(runner, "_serving", lambda c: probes.append(c["name"]) or (False, "connection refused"))
+    got, vip_serves = runner._look(paris)
+    both = ["paris-mfs1", "paris-mfs2"]
+    passives = [n for n in both if not captured[n]["active"]]
+    assert calls == [(both, False)] + ([(passives, True)] if client_look else [])
+    assert probes == (["paris"] if outside else []) and vip_serves is (False if outside else None)
+    assert {n: got[n]["vip_serves"] for n in both} == {n: captured[n]["vip_serves"] if client_look else None
+                                                       for n in both}
 
 
 def test_both_nodes_holding_resources_is_for_a_human(paris, looks):

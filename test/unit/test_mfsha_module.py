@@ -6,7 +6,9 @@ import pwd
 import pytest
 import yaml
 
-from unit_support import REPO, load_salt_module
+from salt.exceptions import CommandExecutionError
+
+from unit_support import REPO, FakeCommands, load_salt_module
 
 mfsha = load_salt_module("_modules/mfsha.py")
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -105,3 +107,55 @@ def test_no_bootstrap_while_a_peer_holds_the_vip():
     answers["arping"] = {"retcode": 0, "stdout": "", "stderr": ""}
     mod.__context__.clear()
     assert mod.bootstrap_needed(cfg) is True
+
+
+# ---- takeover: nobody holds the group (captured `ip -o addr` of a lab node without / with the VIP) ----------------
+
+IP_IDLE = "2: eth0    inet 10.99.0.12/24 scope global eth0\\       valid_lft forever preferred_lft forever"
+IP_HELD = IP_IDLE + "\n2: eth0    inet 10.99.0.10/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever"
+
+
+@pytest.fixture
+def node(tmp_path):
+    fake = FakeCommands(tmp_path, state="idle")
+    fake.on("cl_status rscstatus", stdout="none\n")
+    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="idle")
+    fake.on("ip -o addr show dev eth0", stdout=IP_HELD, state="held")
+    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": fake.run_all})
+    mod._check_args = lambda cfg: {"vip": "10.99.0.10", "interface": "eth0", "mountpoint": str(tmp_path / "not-mounted"),
+                                   "peer": "mfs-a"}
+    return mod, fake
+
+
+@pytest.mark.parametrize("peer, cmd, how", [
+    ("active", "hb_takeover all", "hb_takeover all"),
+    ("dead", "service heartbeat restart", "heartbeat restart (peer dead)"),
+])
+def test_takeover_through_heartbeat(node, peer, cmd, how):
+    mod, fake = node
+    fake.on("cl_status nodestatus mfs-a", stdout=peer + "\n")
+    fake.on(cmd, next_state="held")
+    res = mod.takeover(timeout=10)
+    assert res["how"] == how and res["held_s"] < 10
+    assert fake.calls.count(cmd) == 1
+    assert mod.takeover(timeout=10)["how"] == "none: this node holds the resources"  # idempotent
+    assert fake.calls.count(cmd) == 1
+
+
+def test_takeover_failure_carries_stderr_and_a_held_back_request_is_asked_again(node):
+    mod, fake = node
+    fake.on("cl_status nodestatus mfs-a", stdout="active\n")
+    fake.on("hb_takeover all", rc=1, stderr="hb_takeover: cannot talk to heartbeat\n")
+    with pytest.raises(CommandExecutionError, match="hb_takeover all failed .exit 1.: hb_takeover: cannot talk"):
+        mod.takeover(timeout=5)
+    fake.on("hb_takeover all", rc=0)  # accepted, but heartbeat ignores it (its own standby is pending)
+    with pytest.raises(CommandExecutionError, match="does not hold the resources after 11 s"):
+        mod.takeover(timeout=11)
+    assert fake.calls.count("hb_takeover all") == 1 + 2  # asked again after 10 s
+
+
+def test_takeover_needs_heartbeat(node):
+    mod, fake = node
+    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n")
+    with pytest.raises(CommandExecutionError, match="heartbeat is not running here"):
+        mod.takeover()
