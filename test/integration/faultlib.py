@@ -395,7 +395,7 @@ def take_over(lab, node, tries=4):
     """Operator: `hb_takeover all` on NODE until it holds the group (peer dead: heartbeat restart on NODE). A failed start leaves heartbeat's own
     `sleep 30; hb_standby` pending, which swallows a takeover asked meanwhile ("Standby in progress- new request
     ignored"), hence the retries."""
-    peer = next(m for m in lab.masters if m != node)
+    peer = lab.peer(node)
     if not lab.host(peer).alive():
         # hb_takeover asks the peer to hand over; with the peer dead only a heartbeat restart (alone after initdead,
         # it acquires every resource) brings the group back
@@ -482,7 +482,7 @@ def f_during_failover(lab, ctx):
     the group up and nobody holds it: the loop's takeover (runner) must bring it back; the operator's hb_takeover
     runs only if client I/O is not back within the limit (the record says so)."""
     lab.crash(ctx["node"])
-    peer = next(m for m in lab.masters if m != ctx["node"])
+    peer = lab.peer(ctx["node"])
     wait_for(f"mfsmaster started on {peer}", lambda: master_daemons(lab, peer), 60, interval=0.1)
     signal_master(lab, peer, signal.SIGKILL)
     ctx["notes"].append(f"new master on {peer} killed at {round(time.monotonic() - ctx['t0'], 1)} s")

@@ -141,7 +141,7 @@ def test_event_forged_by_non_member_does_nothing(fo):
 def test_switchover_refuses_unsafe_move_then_switches(fo):
     lab, ev = fo
     active = lab.active()
-    peer = next(m for m in lab.masters if m != active)
+    peer = lab.peer(active)
     lab.host(peer).run(["/etc/init.d/heartbeat", "stop"], timeout=60)
     p = lab.salt.run_cmd("mfsha.switchover", "lab", "--out=json", timeout=90)
     ret = json.loads(p.stdout)

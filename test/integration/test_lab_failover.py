@@ -98,7 +98,7 @@ def test_second_master_refused_while_first_holds_data(healthy_lab):
     shared disk between two machines never shares: there, heartbeat as the storage's only owner is the protection."""
     lab = healthy_lab
     active = lab.active()
-    passive = next(m for m in lab.masters if m != active)
+    passive = lab.peer(active)
     host = lab.host(passive)
     mnt = lab.cluster_pillar()["storage"]["mountpoint"]
     host.run(["mount", lab.device, mnt], timeout=30)
@@ -124,7 +124,7 @@ def test_cluster_returns_after_both_masters_restart(healthy_lab):
     manifest = lab.write_files(n=10, subdir="both")
     mount_before, version_before = lab.mount_id(), lab.metadata_version()
     active = lab.active()
-    passive = next(m for m in lab.masters if m != active)
+    passive = lab.peer(active)
     lab.crash(passive)
     lab.crash(active)
     assert not lab.serving()

@@ -211,6 +211,10 @@ class Lab:
         return ret
 
     # --- observation ----------------------------------------------------------------------------------------------
+    def peer(self, node):
+        """The other master of the pair."""
+        return next(m for m in self.masters if m != node)
+
     def mfsmaster_pids(self, name):
         """PIDs of mfsmaster processes on host NAME (running or stopping; not zombies)."""
         h = self.host(name)

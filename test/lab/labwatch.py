@@ -87,7 +87,7 @@ def watch_failover(lab, old, tl, timeout=90, client=True, expect_detect=True, be
     """After a fault on master OLD: poll until another master holds VIP + storage + mfsmaster, the VIP serves,
     and (CLIENT) one client create/write/fsync/read completes. Returns the timings (s after tl.t0) and events.
     Raises LabError with the timeline when the deadline passes."""
-    peer = next(m for m in lab.masters if m != old)
+    peer = lab.peer(old)
     deadline = tl.t0 + timeout
     seen = before or {m: lab.node_state(m) for m in lab.masters}
     res = {"old": old, "new_active": None, "detected": None, "vip_moved": None, "serving": None,
