@@ -8,6 +8,7 @@ so it is reported at the first look (the orchestration re-checks before it acts 
 the VIP as a client would (`service`): that catches a master that answers only locally (a firewall) and a group
 nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, not the first detector, so it
 reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long).
+The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers).
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -140,11 +141,22 @@ class Tracker:
         return events
 
 
+def _record_peers(cfg):
+    """The holder keeps its VIP's TCP peers on the replicated storage (mfsha.record_peers); a failure to write
+    them costs only the survivor's tickle, so it is logged and the health look goes on."""
+    try:
+        __salt__["mfsha.record_peers"](cfg["vip"], cfg["mountpoint"])
+    except OSError as exc:
+        log.warning("mfsha beacon: recording the VIP's peers in %s failed: %s", cfg["mountpoint"], exc)
+
+
 def beacon(config):
     cfg = _config(config)
     state = __salt__["mfsha.node_state"](cluster=cfg["cluster"], vip=cfg["vip"], interface=cfg["interface"],
                                          port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
                                          resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"])
+    if state["vip"] and state["mounted"]:
+        _record_peers(cfg)
     tracker = _TRACKERS.get(cfg["cluster"])
     hold = {"service": cfg["service_after"]}
     if tracker is None or (tracker.debounce, tracker.repeat, tracker.hold) != (cfg["debounce"], cfg["repeat"], hold):

@@ -199,6 +199,39 @@ def is_mounted(mountpoint):
         return any(line.split()[1] == mountpoint for line in fh if len(line.split()) > 1)
 
 
+PEERS_PREFIX = ".mfsha-peers."  # + the node name, on the replicated storage: what the survivor tickles
+
+
+def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
+    """Keep `<mountpoint>/.mfsha-peers.<node name>` equal to this node's ESTABLISHED connections to the VIP ("ip
+    port local_port" lines; rewritten only when they change, then fsync'ed with its directory). After a host death
+    the survivor's MFSMaster start sends each connection of the dead node's file a tickle ACK (mfsha-tickle):
+    without it a client notices the dead master only after mfsmount's 10 s receive timeout. One file per node, so
+    the survivor, which starts recording as soon as it holds VIP and storage, never overwrites what it has to
+    read. Returns the number of peers."""
+    with open(proc, encoding="ascii") as fh:
+        peers = mfsha_mfs.vip_peers(fh.read(), vip)
+    text = "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers)
+    path = os.path.join(mountpoint, PEERS_PREFIX + os.uname().nodename)  # heartbeat's node name is uname -n
+    try:
+        with open(path, encoding="ascii") as fh:
+            if fh.read() == text:
+                return len(peers)
+    except FileNotFoundError:
+        pass
+    with open(path + ".tmp", "w", encoding="ascii") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(path + ".tmp", path)
+    fd = os.open(mountpoint, os.O_RDONLY)  # the rename too must survive the host's death
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(peers)
+
+
 def _check_args(cfg):
     """The few settings node_state needs, from this minion's validated settings (CLI and runner use)."""
     cfg = cfg or settings()

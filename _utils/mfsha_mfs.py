@@ -220,6 +220,26 @@ def _dev(text):
     return int(major, 16), int(minor, 16)
 
 
+# ---- the VIP's TCP peers (for the survivor's tickle ACKs) ----------------------------------------------
+
+TCP_ESTABLISHED = "01"
+
+
+def vip_peers(proc_net_tcp, vip):
+    """[(peer_ip, peer_port, local_port)] of the ESTABLISHED connections to `vip` in /proc/net/tcp text, sorted.
+    Addresses there are hex in host byte order, ports hex in network order."""
+    want = socket.inet_aton(vip)
+    out = set()
+    for line in proc_net_tcp.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != TCP_ESTABLISHED:
+            continue
+        (lip, lport), (rip, rport) = (p.split(":") for p in parts[1:3])
+        if struct.pack("=I", int(lip, 16)) == want:
+            out.add((socket.inet_ntoa(struct.pack("=I", int(rip, 16))), int(rport, 16), int(lport, 16)))
+    return sorted(out)
+
+
 # ---- protocol probe -----------------------------------------------------------------------------------
 
 CLTOMA_INFO, MATOCL_INFO = 510, 511

@@ -63,6 +63,15 @@ mfsha-heartbeat-mfsmaster-resource-agent:
     - require:
       - pkg: mfsha-heartbeat-packages
 
+{#- run by MFSMaster start: resets the dead holder's client connections to the VIP (see the script) #}
+mfsha-heartbeat-tickle-helper:
+  file.managed:
+    - name: /usr/local/sbin/mfsha-tickle
+    - source: salt://{{ tpldir }}/files/mfsha-tickle.py
+    - mode: "0755"
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
 {%- if bootstrap %}
 mfsha-heartbeat-bootstrap-storage-unmounted:
   mount.unmounted:
@@ -100,6 +109,7 @@ mfsha-heartbeat-service:
       - file: mfsha-heartbeat-clustermsg-written-at-once
       - file: mfsha-heartbeat-mfsmaster-resource-agent
       - file: mfsha-heartbeat-guard-resource-agent
+      - file: mfsha-heartbeat-tickle-helper
     - watch:
       - file: mfsha-heartbeat-ha.cf
       - file: mfsha-heartbeat-authkeys

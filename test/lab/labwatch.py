@@ -42,6 +42,7 @@ LOG_EVENTS = [
     (re.compile(r"chunkserver register end .* ip: (\S+) "), "chunkserver {0} registered"),
     (re.compile(r"mach_down takeover complete for node (\S+)\."), "heartbeat log: takeover from {0} complete"),
     (re.compile(r"Other node completed standby takeover"), "heartbeat log: peer completed the takeover"),
+    (re.compile(r"mfsha-tickle: sent tickle ACKs to (\d+) connection"), "mfsha-tickle: {0} connections reset"),
 ]
 
 

@@ -36,7 +36,7 @@ def test_example_paris_preferred_node(formula, tmp_path):
     # files onto the storage it mounts itself
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
                              "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
-                             "/usr/local/sbin/mfsha-drbd-split-brain"]
+                             "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-tickle"]
     ids = f.ids()
     bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
                  "mfsha-storage-filesystem-created", "mfsha-storage-mounted-for-bootstrap",
@@ -52,9 +52,12 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert lines(files["/etc/ha.d/haresources"]) == [
         "paris-mfs1 MFSGuard drbddisk::r0 Filesystem::/dev/drbd0::/mfsconf::ext4 IPaddr2::10.20.0.10/24/eth0 MFSMaster"]
     guard = files["/etc/ha.d/resource.d/MFSGuard"]  # partition guard: refuses while the VIP answers ARP
-    assert "VIP=10.20.0.10" in guard and "IFACE=eth0" in guard and 'arping -D -q -c 1 -w 1 -I "$IFACE" "$VIP"' in guard
+    assert "VIP=10.20.0.10" in guard and "IFACE=eth0" in guard
+    assert 'timeout --preserve-status -s INT 0.5 arping -D -q -c 1 -w 1 -I "$IFACE" "$VIP"' in guard
     agent = files["/etc/ha.d/resource.d/MFSMaster"]
-    assert "CFG=/mfsconf/mfsmaster.cfg" in agent and 'exec mfsmaster -a -c "$CFG" start' in agent
+    assert "CFG=/mfsconf/mfsmaster.cfg" in agent and 'mfsmaster -a -c "$CFG" start || exit' in agent
+    # a started master resets the dead holder's recorded connections to the VIP
+    assert 'setsid /usr/local/sbin/mfsha-tickle "$VIP" /mfsconf ' in agent and "VIP=10.20.0.10" in agent
     res = lines(files["/etc/drbd.d/r0.res"])
     for want in ["resource r0 {", "device /dev/drbd0;", "protocol C;", "cram-hmac-alg sha1;",
                  'shared-secret "9c1e7f0b52d84a3e";', "after-sb-0pri discard-zero-changes;",

@@ -236,7 +236,7 @@ def test_drbd_faults_from_captured_status(tmp_path, fixture_name, problem):
 
 def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
-    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state()}
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": node.mod.record_peers}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 2}]
@@ -260,3 +260,22 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
 
 def test_fixture_dir_exists():
     assert Path(DRBD).is_dir(), "../shared/fixtures/drbd is missing beside the repo"
+
+
+def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, caplog):
+    node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
+    calls = []
+
+    def record(vip, mountpoint):
+        calls.append((vip, mountpoint))
+        raise PermissionError(13, "Permission denied", mountpoint + "/.mfsha-peers")
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": record}
+    beacon.__opts__ = {"id": "mfs-a"}
+    beacon._TRACKERS.clear()
+    config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 1}]
+    assert [e["tag"] for e in beacon.beacon(config)] == ["master/down"]  # the look goes on
+    assert calls == [("127.0.0.1", str(node.mount))]
+    assert "recording the VIP's peers" in caplog.text and "Permission denied" in caplog.text
+    beacon.__salt__["mfsha.node_state"] = lambda **kw: node.state(mounted=False)  # not the holder: no record
+    beacon.beacon(config)
+    assert len(calls) == 1

@@ -159,3 +159,28 @@ def test_takeover_needs_heartbeat(node):
     fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n")
     with pytest.raises(CommandExecutionError, match="heartbeat is not running here"):
         mod.takeover()
+
+
+# ---- record_peers: the holder's VIP connections on the replicated storage ----------------------------------------
+
+PROC_NET_TCP = pathlib.Path(__file__).parent / "fixtures" / "net" / "proc_net_tcp-active"
+
+
+def test_record_peers_writes_the_vip_connections_only_when_they_change(tmp_path):
+    mod = load_salt_module("_modules/mfsha.py", salt={})
+    assert mod.record_peers("10.99.0.10", str(tmp_path), proc=str(PROC_NET_TCP)) == 4
+    path = tmp_path / f".mfsha-peers.{os.uname().nodename}"
+    assert path.read_text() == ("10.99.0.21 44812 9419\n10.99.0.21 51300 9420\n10.99.0.22 50934 9420\n"
+                                "10.99.0.31 33090 9421\n")
+    inode = path.stat().st_ino
+    mod.record_peers("10.99.0.10", str(tmp_path), proc=str(PROC_NET_TCP))
+    assert path.stat().st_ino == inode  # unchanged: not rewritten (the beacon looks every second)
+    assert mod.record_peers("10.99.0.99", str(tmp_path), proc=str(PROC_NET_TCP)) == 0
+    assert path.read_text() == "" and path.stat().st_ino != inode
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_record_peers_failure_raises_with_the_path(tmp_path):
+    mod = load_salt_module("_modules/mfsha.py", salt={})
+    with pytest.raises(OSError, match="nowhere"):
+        mod.record_peers("10.99.0.10", str(tmp_path / "nowhere"), proc=str(PROC_NET_TCP))
