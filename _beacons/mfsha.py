@@ -7,7 +7,8 @@ slowness (a probe timing out once under load); a master whose process is gone or
 so it is reported at the first look (the orchestration re-checks before it acts anyway). A passive node watches
 the VIP as a client would (`service`): that catches a master that answers only locally (a firewall) and a group
 nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, not the first detector, so it
-reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long).
+reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long), and
+it probes only every PROBE_EVERY seconds.
 The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers).
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
@@ -41,6 +42,11 @@ REQUIRED = ("cluster", "vip", "mountpoint")
 DEFAULTS = {"interface": "eth0", "port": 9421, "storage": "shared", "resource": "r0", "peer": None, "debounce": 2,
             "repeat": 60, "service_after": 30, "probe_timeout": 0.5}
 _TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads beacons
+# Seconds between the passive node's client probes of the VIP. `service` is judged only after service_after (30 s)
+# anyway, and a probe of a hung master blocks the minion's main loop, where beacons run, for probe_timeout: every
+# publish to this minion (the runner's own look) waits meanwhile.
+PROBE_EVERY = 5
+_PROBED = {}  # cluster -> time of the last client probe
 
 
 def __virtual__():
@@ -152,9 +158,14 @@ def _record_peers(cfg):
 
 def beacon(config):
     cfg = _config(config)
+    now = time.time()
+    probe = now - _PROBED.get(cfg["cluster"], 0) >= PROBE_EVERY
     state = __salt__["mfsha.node_state"](cluster=cfg["cluster"], vip=cfg["vip"], interface=cfg["interface"],
                                          port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
-                                         resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"])
+                                         resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"],
+                                         client=probe)
+    if state.get("vip_serves") is not None:
+        _PROBED[cfg["cluster"]] = now
     if state["vip"] and state["mounted"]:
         _record_peers(cfg)
     tracker = _TRACKERS.get(cfg["cluster"])

@@ -204,7 +204,7 @@ PEERS_PREFIX = ".mfsha-peers."  # + the node name, on the replicated storage: wh
 
 def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
     """Keep `<mountpoint>/.mfsha-peers.<node name>` equal to this node's ESTABLISHED connections to the VIP ("ip
-    port local_port" lines; rewritten only when they change, then fsync'ed with its directory). After a host death
+    port local_port" lines; rewritten only when they change, durably). After a host death
     the survivor's MFSMaster start sends each connection of the dead node's file a tickle ACK (mfsha-tickle):
     without it a client notices the dead master only after mfsmount's 10 s receive timeout. One file per node, so
     the survivor, which starts recording as soon as it holds VIP and storage, never overwrites what it has to
@@ -219,16 +219,7 @@ def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
                 return len(peers)
     except FileNotFoundError:
         pass
-    with open(path + ".tmp", "w", encoding="ascii") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(path + ".tmp", path)
-    fd = os.open(mountpoint, os.O_RDONLY)  # the rename too must survive the host's death
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    mfsha_mfs.write_durably(path, text)
     return len(peers)
 
 

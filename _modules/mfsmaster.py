@@ -246,6 +246,47 @@ def reload(cfg=None):
     return {"log": _text(res)}
 
 
+def changelog_since(since, data_path="/var/lib/mfs"):
+    """The complete changelog entries with version >= `since` in DATA_PATH's changelog files, one per version.
+    Run on a metalogger (its changelog_ml*.mfs: its own copy of the master's change stream), it is what fills a
+    master's changelog hole. Returns {"first", "last", "count", "lines"}; first/last None when there are none."""
+    texts = []
+    for name in sorted(os.listdir(data_path)):
+        if mfsha_mfs.CHANGELOG_RE.match(name):
+            with open(os.path.join(data_path, name), errors="replace") as fh:
+                texts.append(fh.read())
+    tail = mfsha_mfs.changelog_tail(texts, int(since))
+    versions = sorted(tail)
+    return {"first": versions[0] if versions else None, "last": versions[-1] if versions else None,
+            "count": len(versions), "lines": [tail[v] for v in versions]}
+
+
+FILL = "changelog_ml.0.mfs"  # a metalogger's file name: `mfsmaster -a` merges these with its own changelogs
+
+
+def add_changelog(lines, cfg=None):
+    """Write changelog entries (from a metalogger: changelog_since) into DATA_PATH as changelog_ml.0.mfs, owned by
+    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Replaces an
+    earlier fill; refuses anything that is not a complete changelog entry. Returns data_path_ok() afterwards."""
+    settings = _settings(cfg)
+    data_path, user = settings["DATA_PATH"], settings["WORKING_USER"]
+    if not isinstance(lines, list) or not all(isinstance(x, str) and x.endswith("\n") for x in lines):
+        raise CommandExecutionError("add_changelog: lines must be complete changelog lines (ending in a newline)")
+    try:
+        versions = mfsha_mfs.changelog_versions(lines)
+    except ValueError as exc:
+        raise CommandExecutionError("add_changelog: {}".format(exc)) from None
+    if len(versions) != len(lines):
+        raise CommandExecutionError("add_changelog: every line must be a `<version>: ...` changelog entry")
+    pw = pwd.getpwnam(user)
+    path = os.path.join(data_path, FILL)
+    try:
+        mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
+    except OSError as exc:
+        raise CommandExecutionError("writing {} failed: {}".format(path, exc)) from None
+    return data_path_ok(cfg)
+
+
 def data_path_ok(cfg=None):
     """Can mfsmaster -a start from DATA_PATH? Checks ownership by WORKING_USER, a metadata file, no
     changelog hole and who holds the lock file.

@@ -16,7 +16,8 @@ move happened in the last `cooldown` seconds, both heartbeats run and the peer's
 (promotion_blockers). When no node holds them and the VIP does not serve (a failed start: heartbeat v1 gives the
 group up and never retries), and that has lasted past heartbeat's own retry (settle_s: 45 s + 2 x deadtime from the
 first bad look), take them through heartbeat on a node whose heartbeat runs and whose disk may be promoted, the
-preferred node first, once per `cooldown`.
+preferred node first, once per `cooldown`. A restart that stops at a changelog hole is repaired once from the
+metaloggers' copy of the change stream (the one that holds every missing change) and run again.
 Anything else is refused with the reason. Each run fires `mfsha/failover/<result>` with its reason and timeline.
 """
 import contextlib
@@ -316,6 +317,42 @@ def _restart(c, node):
     return ok, ret
 
 
+HOLE = "hole in change files"  # what `mfsmaster -a` says when a changelog entry it needs is missing
+
+
+def _fill_hole(c, node):
+    """The restart on NODE stopped at a changelog hole. The metaloggers keep their own copy of the change stream:
+    copy the missing changes from the one that holds them all into NODE's DATA_PATH (mfsmaster.add_changelog).
+    Returns (note, None) when filled, else (None, why not)."""
+    cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
+    ok, disk = _call([node], "mfsmaster.data_path_ok", {"cfg": cfg})[node]
+    hole = disk.get("hole") if ok and isinstance(disk, dict) else None
+    if not hole:
+        return None, f"no changelog hole found in {node}'s DATA_PATH: {disk}"
+    targets = c["metaloggers"]["targets"]
+    if not targets:
+        return None, "no metaloggers in the pillar to fill it from"
+    data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    ret = client.cmd(" or ".join(targets), "mfsmaster.changelog_since", kwarg={"since": hole["from"],
+                     "data_path": data_path}, tgt_type="compound", timeout=30, full_return=True)
+    have = {m: r["ret"] for m, r in ret.items() if isinstance(r, dict) and r.get("retcode", 0) == 0
+            and isinstance(r.get("ret"), dict)}
+    full = [(r["last"], m) for m, r in have.items() if r["first"] == hole["from"] and r["last"] >= hole["to"]]
+    if not full:
+        seen = {m: (r["first"], r["last"]) if m in have else "no answer" for m, r in ret.items()}
+        return None, f"no metalogger holds changes {hole['from']}..{hole['to']} (first, last seen: {seen})"
+    _, ml = max(full)
+    lines = have[ml]["lines"]
+    ok, after = _call([node], "mfsmaster.add_changelog", {"lines": lines, "cfg": cfg}, timeout=60)[node]
+    if not ok:
+        return None, f"writing {ml}'s changes into {node}'s DATA_PATH failed: {after}"
+    if after.get("hole"):
+        return None, f"{ml}'s changes did not close the hole in {node}'s DATA_PATH: {after['problems']}"
+    return (f"changes {hole['from']}..{hole['to']} were missing in {node}'s changelog: {len(lines)} changes up to "
+            f"{have[ml]['last']} copied from metalogger {ml}"), None
+
+
 def _move(c, node, peer):
     ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
     if not ok:
@@ -400,6 +437,14 @@ def recover(minion=None, event=None):
             return _result(name, results[d["action"]], d["reason"], tl, **common)
         if d["action"] == "restart":
             ok, ret = _restart(c, d["node"])
+            if not ok and HOLE in str(ret):
+                filled, why = _fill_hole(c, d["node"])
+                tl["filled"] = time.time()
+                if filled:
+                    d["reason"] += f"; {filled}"
+                    ok, ret = _restart(c, d["node"])
+                else:
+                    ret = f"{ret}; {why}"
             tl["restarted"] = time.time()
             _record(name, c, book, {"time": tl["decided"], "action": "restart", "node": d["node"], "result": ok,
                                     "duration_s": round(tl["restarted"] - tl["detected"], 2), "reason": d["reason"]})

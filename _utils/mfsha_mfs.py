@@ -163,6 +163,19 @@ def changelog_hole(start, files):
     return None
 
 
+def changelog_tail(texts, since):
+    """{version: line} of the complete `<version>: ...` lines with version >= `since` in the texts of changelog
+    files (a metalogger's changelog_ml*.mfs: its own copy of the master's change stream), one per version. A torn
+    last line (no newline: the writer died mid-line) is left out; replaying half an entry would fail."""
+    out = {}
+    for text in texts:
+        for line in text.splitlines(keepends=True):
+            head, sep, _ = line.partition(":")
+            if sep and head.isdigit() and line.endswith("\n") and int(head) >= since:
+                out.setdefault(int(head), line)
+    return out
+
+
 def disk_state(data_path):
     """What `mfsmaster -a` would find in DATA_PATH.
 
@@ -195,6 +208,30 @@ def disk_state(data_path):
         "version": version,
         "hole": hole,
     }
+
+
+def write_durably(path, text, owner=None):
+    """Replace `path` with `text` so that a crash (host death) leaves the old or the new file, never half of one:
+    a temporary file fsync'ed, chowned to `owner` ((uid, gid) or None), renamed, and its directory fsync'ed. A
+    failed write (a full disk) leaves no temporary file behind and raises OSError."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if owner:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
+        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def lock_holder(path):

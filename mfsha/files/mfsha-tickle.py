@@ -46,10 +46,12 @@ def read_peers(path):
 
 
 def others(directory, me):
-    """Paths of the peers files of the nodes other than `me`."""
+    """Paths of the peers files of the nodes other than `me`. Only root's (the minion's) files count: DIR belongs
+    to the mfs user, who must not choose where root sends packets."""
     own = PREFIX + me
-    return sorted(os.path.join(directory, n) for n in os.listdir(directory)
-                  if n.startswith(PREFIX) and n != own and not n.endswith(".tmp"))
+    paths = [os.path.join(directory, n) for n in os.listdir(directory)
+             if n.startswith(PREFIX) and n != own and not n.endswith(".tmp")]
+    return sorted(p for p in paths if os.stat(p).st_uid == 0)
 
 
 def main(argv):

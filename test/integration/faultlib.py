@@ -214,10 +214,10 @@ def f_host_death(lab, ctx):
     return wait_client(lab, ctx["t0"], ctx["limit"])
 
 
-def f_heartbeat_only_host_death(lab, ctx):
-    maintenance(lab, True)
+def loop_off(lab, ctx):
+    """Before the fault's clock starts (a salt-run takes seconds): the loop in maintenance, undone with the fault."""
     ctx["undo"].append(lambda: maintenance(lab, False))
-    return f_host_death(lab, ctx)
+    maintenance(lab, True)
 
 
 def f_partition(lab, ctx):
@@ -461,8 +461,9 @@ def operator_recovery(lab, ctx, mnt):
 
 def f_changelog_hole(lab, ctx):
     """mfsmaster hangs (SIGSTOP, so nothing writes), a hole is cut into its changelog, then it dies (kill -9).
-    The loop's `mfsmaster -a` meets the hole. If client I/O is not back after LIMIT s, the operator recovery from
-    the metalogger runs on whichever node holds the storage; the record says so."""
+    The loop's `mfsmaster -a` meets the hole and fills it from the metalogger's changelog. If client I/O is not
+    back after LIMIT s, the operator recovery from the metalogger runs on whichever node holds the storage; the
+    record says so."""
     node, mnt = ctx["node"], lab.cluster_pillar()["storage"]["mountpoint"]
     lab.write_files(n=20, size=4096, subdir=f"faults/changelog-{time.time_ns()}")  # entries to cut
     ctx["undo"].append(lambda: resume_all(lab))
@@ -525,7 +526,7 @@ FAULTS = {
     "sigstop": f_sigstop,
     "port_blocked": f_port_blocked,
     "host_death": f_host_death,
-    "heartbeat_only_host_death": f_heartbeat_only_host_death,
+    "heartbeat_only_host_death": f_host_death,  # with loop_off first (PREPARE)
     "partition": f_partition,
     "salt_master_down": f_salt_master_down,
     "disk_full": f_disk_full,
@@ -533,6 +534,7 @@ FAULTS = {
     "during_failover": f_during_failover,
     "cycles": f_cycles,
 }
+PREPARE = {"heartbeat_only_host_death": loop_off}  # set up before the fault's clock starts
 # per-fault limit (s) for client I/O to come back; salt_master_down: hold + Salt restart + beacon repeat (cooldown)
 # port_blocked: the passive node's service_after (30 s) + a move; during_failover: heartbeat's failed start, its own
 # retry (runner settle_s: 57 s in the lab) and the loop's takeover (a heartbeat restart: initdead 12 s)
@@ -556,8 +558,10 @@ def run_fault(lab, name, limit=None, out=print, **opts):
            "cycles": 5, **opts}
     label = f"cycles_{ctx['cycles']}" if name == "cycles" else name
     watcher = Watcher(lab).start()
-    ctx["t0"] = time.monotonic()
     try:
+        if name in PREPARE:
+            PREPARE[name](lab, ctx)
+        ctx["t0"] = time.monotonic()
         rto = FAULTS[name](lab, ctx)
     finally:
         errors = []

@@ -279,3 +279,23 @@ def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, c
     beacon.__salt__["mfsha.node_state"] = lambda **kw: node.state(mounted=False)  # not the holder: no record
     beacon.beacon(config)
     assert len(calls) == 1
+
+
+def test_passive_node_probes_the_vip_only_every_probe_every_seconds(tmp_path, monkeypatch):
+    """A probe of a hung master blocks the minion's main loop for probe_timeout; `service` needs 30 s anyway."""
+    node = Node(tmp_path, rsc="none", vip=False)
+    asked = []
+
+    def look(**kw):
+        asked.append(kw["client"])
+        return node.state(mounted=False) if kw["client"] else dict(node.state(mounted=False), vip_serves=None)
+    now = [100.0]
+    monkeypatch.setattr(beacon.time, "time", lambda: now[0])
+    beacon.__salt__ = {"mfsha.node_state": look}
+    beacon._TRACKERS.clear()
+    beacon._PROBED.clear()
+    config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}]
+    for _ in range(12):
+        beacon.beacon(config)
+        now[0] += 1
+    assert asked == [True, False, False, False, False] * 2 + [True, False]

@@ -275,3 +275,14 @@ def test_vip_peers_are_the_established_connections_to_the_vip():
                                                ("10.99.0.22", 50934, 9420), ("10.99.0.31", 33090, 9421)]
     assert m.vip_peers(text, "10.99.0.11") == [("10.99.0.2", 4505, 52686), ("10.99.0.2", 4506, 36906)]
     assert m.vip_peers(text, "10.99.0.99") == []
+
+
+def test_write_durably_replaces_whole_or_fails_clean(tmp_path):
+    path = tmp_path / "f"
+    m.write_durably(str(path), "one\n")
+    m.write_durably(str(path), "two\n")
+    assert path.read_text() == "two\n" and os.listdir(tmp_path) == ["f"]
+    (tmp_path / "d").mkdir()
+    with pytest.raises(OSError):  # the rename onto a directory fails after the temporary file was written
+        m.write_durably(str(tmp_path / "d"), "x\n")
+    assert sorted(os.listdir(tmp_path)) == ["d", "f"]

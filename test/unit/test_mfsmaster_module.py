@@ -353,3 +353,40 @@ def test_real_master_health_sigstop_and_kill(mfs_lab):
     assert mod.data_path_ok(cfg)["metadata_file"] == "metadata.mfs"  # clean stop saved the metadata
     print("\nprobe latency live: %s s; health() call: %s s; SIGSTOP: known stopped after %.3f s" % (
         ", ".join("%.4f" % h["latency_s"] for h in live), ", ".join("%.3f" % c for c in calls), took))
+
+
+# ---- filling a changelog hole from a metalogger's copy of the change stream --------------------------------------
+
+def test_changelog_since_reads_complete_entries_once(tmp_path):
+    # a metalogger's data dir: the kill -9 capture's full stream, plus a torn last line and an overlapping file
+    ml = tmp_path / "ml"
+    shutil.copytree(MFS / "data-kill9", ml)
+    (ml / "changelog_ml.0.mfs").write_text((MFS / "data-kill9" / "changelog.0.mfs").read_text() + "1417: 17956")
+    res = Master(tmp_path / "m").mod.changelog_since(1266, data_path=str(ml))
+    assert (res["first"], res["last"], res["count"]) == (1266, 1416, 151)  # not the torn 1417, no duplicates
+    assert res["lines"][0].startswith("1266: ") and all(x.endswith("\n") for x in res["lines"])
+    assert Master(tmp_path / "n").mod.changelog_since(5000, data_path=str(ml)) == {
+        "first": None, "last": None, "count": 0, "lines": []}
+
+
+def test_add_changelog_closes_the_hole(tmp_path):
+    lines = Master(tmp_path / "ml").mod.changelog_since(1266, data_path=str(MFS / "data-kill9"))["lines"]
+    mst = Master(tmp_path / "m", data="data-hole")
+    assert mst.mod.data_path_ok()["hole"]["from"] == 1266
+    res = mst.mod.add_changelog(lines)
+    assert res["ok"] and res["hole"] is None and res["version"] == 1417, res["problems"]
+    assert (mst.data / "changelog_ml.0.mfs").read_text() == "".join(lines)
+    assert (mst.data / "changelog_ml.0.mfs").stat().st_uid == os.getuid()
+    assert not (mst.data / "changelog_ml.0.mfs.tmp").exists()
+
+
+@pytest.mark.parametrize("lines, why", [
+    (["1266: 1795618038|CREATE(1,f60,2,511,18,0,0,0):1271"], "complete changelog lines"),
+    (["not a changelog line\n"], "changelog entry"),
+    ("1266: x\n", "complete changelog lines"),
+])
+def test_add_changelog_refuses_what_is_not_a_changelog(tmp_path, lines, why):
+    mst = Master(tmp_path, data="data-hole")
+    with pytest.raises(CommandExecutionError, match=why):
+        mst.mod.add_changelog(lines)
+    assert not (mst.data / "changelog_ml.0.mfs").exists()

@@ -1,6 +1,7 @@
 """mfsha-tickle (mfsha/files/mfsha-tickle.py): the tickle ACK it builds and its failures. Its effect (a client of a
 dead host reconnects at once) is checked on the lab: test_lab_failover.py host death."""
 import importlib.util
+import os
 import socket
 import struct
 
@@ -30,6 +31,8 @@ def test_reads_every_other_nodes_file_and_not_its_own(tmp_path, monkeypatch):
     (tmp_path / f".mfsha-peers.{me}").write_text("10.99.0.31 40000 9421\n")  # live: never tickled
     (tmp_path / ".mfsha-peers.dead-node").write_text("10.99.0.31 33090 9421\n10.99.0.21 51300 9420\n")
     (tmp_path / ".mfsha-peers.dead-node.tmp").write_text("junk\n")
+    (tmp_path / ".mfsha-peers.planted").write_text("192.0.2.1 22 9421\n")
+    os.chown(tmp_path / ".mfsha-peers.planted", 420, 420)  # not root's: ignored
     assert tickle.others(str(tmp_path), me) == [str(tmp_path / ".mfsha-peers.dead-node")]
     sent = []
 
