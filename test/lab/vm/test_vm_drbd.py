@@ -169,12 +169,19 @@ def beacon_events(call, looks=2):
     spec.loader.exec_module(beacon)
 
     def node_state(**kwargs):  # positional: the caller's own `timeout` keyword would swallow node_state's
-        order = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer", "timeout")
+        order = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer", "timeout",
+                 "client")
         assert set(kwargs) == set(order), kwargs
         ok, state = call("mfsha.node_state", *[kwargs[k] for k in order])
         assert ok, state
         return state
-    beacon.__salt__, beacon.__opts__ = {"mfsha.node_state": node_state}, {"id": call.vm.name}
+
+    def record_peers(vip, mountpoint):
+        ok, ret = call("mfsha.record_peers", vip, mountpoint)
+        assert ok, ret
+        return ret
+    beacon.__salt__ = {"mfsha.node_state": node_state, "mfsha.record_peers": record_peers}
+    beacon.__opts__ = {"id": call.vm.name}
     config = [{"cluster": "vm"}, {"vip": "10.77.0.10"}, {"mountpoint": "/mnt/r0"}, {"storage": "drbd"},
               {"resource": "r0"}, {"debounce": 2}]
     assert beacon.validate(config)[0]
