@@ -105,12 +105,13 @@ def _lock(name):
         yield True
 
 
-def _call(minions, fun, kwarg=None, timeout=10):
-    """{minion: (ok, return)} of `fun` on every minion of the list; no answer is (False, "no answer")."""
+def _call(minions, fun, kwarg=None, timeout=10, tgt_type="list"):
+    """{minion: (ok, return)} of `fun` on every minion of the list; no answer is (False, "no answer"). With another
+    tgt_type, `minions` is that target and the minions that answered are reported."""
     client = salt.client.get_local_client(__opts__["conf_file"])
-    ret = client.cmd(minions, fun, kwarg=kwarg or {}, tgt_type="list", timeout=timeout, full_return=True)
+    ret = client.cmd(minions, fun, kwarg=kwarg or {}, tgt_type=tgt_type, timeout=timeout, full_return=True)
     out = {}
-    for m in minions:
+    for m in minions if tgt_type == "list" else sorted(ret):
         r = ret.get(m)
         if not isinstance(r, dict) or "ret" not in r:
             out[m] = (False, "no answer")
@@ -333,14 +334,12 @@ def _fill_hole(c, node):
     if not targets:
         return None, "no metaloggers in the pillar to fill it from"
     data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
-    client = salt.client.get_local_client(__opts__["conf_file"])
-    ret = client.cmd(" or ".join(targets), "mfsmaster.changelog_since", kwarg={"since": hole["from"],
-                     "data_path": data_path}, tgt_type="compound", timeout=30, full_return=True)
-    have = {m: r["ret"] for m, r in ret.items() if isinstance(r, dict) and r.get("retcode", 0) == 0
-            and isinstance(r.get("ret"), dict)}
+    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": hole["from"], "data_path": data_path},
+                timeout=30, tgt_type="compound")
+    have = {m: r for m, (ok, r) in ret.items() if ok and isinstance(r, dict)}
     full = [(r["last"], m) for m, r in have.items() if r["first"] == hole["from"] and r["last"] >= hole["to"]]
     if not full:
-        seen = {m: (r["first"], r["last"]) if m in have else "no answer" for m, r in ret.items()}
+        seen = {m: (r["first"], r["last"]) if m in have else r for m, (_, r) in ret.items()}
         return None, f"no metalogger holds changes {hole['from']}..{hole['to']} (first, last seen: {seen})"
     _, ml = max(full)
     lines = have[ml]["lines"]

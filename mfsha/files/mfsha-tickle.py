@@ -4,9 +4,10 @@
 Managed by Salt (mfsha). Run in the background by MFSMaster start on the node that just took the VIP. DIR is the
 replicated storage, where the mfsha beacon of each holder keeps its connections to the VIP in
 .mfsha-peers.<node name> ("ip port local_port" lines, mfsha.record_peers); every other node's file is read (this
-node's own file lists its own, live connections). A client of a dead host waits for its next retransmission or mfsmount's 10 s receive timeout before it reconnects. A tickle ACK
-(sequence and acknowledgement 0, as CTDB sends) is out of window for the client, which answers with its real
-numbers; this node's kernel has no such connection and answers that with a RST, so the client reconnects now.
+node's own file lists its own, live connections). A client of a dead host waits for its next retransmission or
+mfsmount's 10 s receive timeout before it reconnects. A tickle ACK (sequence and acknowledgement 0, as CTDB sends)
+is out of window for the client, which answers with its real numbers; this node's kernel has no such connection
+and answers that with a RST, so the client reconnects now.
 Three rounds, 0.6 s apart: Linux answers at most one out-of-window segment per connection every 0.5 s."""
 import os
 import socket
