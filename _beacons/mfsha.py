@@ -9,7 +9,9 @@ the VIP as a client would (`service`): that catches a master that answers only l
 nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, not the first detector, so it
 reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long), and
 it probes only every PROBE_EVERY seconds.
-The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers).
+The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers) and keeps the
+storage's free-space reserve (mfsha.keep_reserve). Every event carries `last_version`, the metadata version this
+node's master last reported while healthy: the loop checks that DATA_PATH reaches it before it restarts.
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -32,6 +34,7 @@ Configuration (written by mfsha/monitoring.sls from the pillar; `interval` count
         - service_after: 30      # seconds the VIP must fail from the passive node (failover:serve_timeout)
         - probe_timeout: 0.5     # protocol probe timeout (s); not `timeout`: beacon.present hands its kwargs to
                                  # beacons.list, where `timeout` is how long to wait for the minion's answer
+        - reserve_mb: 64         # storage:reserve_mb
 """
 import logging
 import time
@@ -40,13 +43,14 @@ log = logging.getLogger(__name__)
 __virtualname__ = "mfsha"
 REQUIRED = ("cluster", "vip", "mountpoint")
 DEFAULTS = {"interface": "eth0", "port": 9421, "storage": "shared", "resource": "r0", "peer": None, "debounce": 2,
-            "repeat": 60, "service_after": 30, "probe_timeout": 0.5}
+            "repeat": 60, "service_after": 30, "probe_timeout": 0.5, "reserve_mb": 0}
 _TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads beacons
 # Seconds between the passive node's client probes of the VIP. `service` is judged only after service_after (30 s)
 # anyway, and a probe of a hung master blocks the minion's main loop, where beacons run, for probe_timeout: every
 # publish to this minion (the runner's own look) waits meanwhile.
 PROBE_EVERY = 5
 _PROBED = {}  # cluster -> time of the last client probe
+_SEEN = {}  # cluster -> metadata version of this node's master at its last healthy look
 
 
 def __virtual__():
@@ -69,9 +73,9 @@ def validate(config):
         return False, f"mfsha beacon: missing {', '.join(missing)}"
     if cfg["storage"] not in ("drbd", "shared"):
         return False, f"mfsha beacon: storage must be drbd or shared, not {cfg['storage']!r}"
-    for key in ("debounce", "repeat", "service_after"):
-        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
-            return False, f"mfsha beacon: {key} must be a positive integer, not {cfg[key]!r}"
+    for key, least in (("debounce", 1), ("repeat", 1), ("service_after", 1), ("reserve_mb", 0)):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < least:
+            return False, f"mfsha beacon: {key} must be an integer >= {least}, not {cfg[key]!r}"
     return True, "valid beacon configuration"
 
 
@@ -147,13 +151,16 @@ class Tracker:
         return events
 
 
-def _record_peers(cfg):
-    """The holder keeps its VIP's TCP peers on the replicated storage (mfsha.record_peers); a failure to write
-    them costs only the survivor's tickle, so it is logged and the health look goes on."""
-    try:
-        __salt__["mfsha.record_peers"](cfg["vip"], cfg["mountpoint"])
-    except OSError as exc:
-        log.warning("mfsha beacon: recording the VIP's peers in %s failed: %s", cfg["mountpoint"], exc)
+def _holder_chores(cfg):
+    """The holder keeps its VIP's TCP peers (mfsha.record_peers) and the free-space reserve (mfsha.keep_reserve)
+    on the replicated storage; a failure costs only the survivor's tickle or the reserve (a full disk is the usual
+    reason), so it is logged and the health look goes on."""
+    for what, fun, args in (("the VIP's peers", "mfsha.record_peers", (cfg["vip"], cfg["mountpoint"])),
+                            ("the reserve", "mfsha.keep_reserve", (cfg["mountpoint"], cfg["reserve_mb"]))):
+        try:
+            __salt__[fun](*args)
+        except OSError as exc:
+            log.warning("mfsha beacon: keeping %s in %s failed: %s", what, cfg["mountpoint"], exc)
 
 
 def beacon(config):
@@ -167,7 +174,12 @@ def beacon(config):
     if state.get("vip_serves") is not None:
         _PROBED[cfg["cluster"]] = now
     if state["vip"] and state["mounted"]:
-        _record_peers(cfg)
+        _holder_chores(cfg)
+    master = state.get("master") or {}
+    if master.get("healthy") and master.get("metadata_version"):
+        _SEEN[cfg["cluster"]] = master["metadata_version"]
+    elif not state["active"]:
+        _SEEN.pop(cfg["cluster"], None)
     tracker = _TRACKERS.get(cfg["cluster"])
     hold = {"service": cfg["service_after"]}
     if tracker is None or (tracker.debounce, tracker.repeat, tracker.hold) != (cfg["debounce"], cfg["repeat"], hold):
@@ -175,7 +187,8 @@ def beacon(config):
     out = []
     for ev in tracker.update(checks(state), state["time"]):
         ev.update(tag=f"{ev['what']}/{ev['state']}", node=__opts__["id"], cluster=cfg["cluster"],
-                  active=state["active"], heartbeat=state["heartbeat"]["resources"])
+                  active=state["active"], heartbeat=state["heartbeat"]["resources"],
+                  last_version=_SEEN.get(cfg["cluster"]))
         log.info("mfsha beacon: %s %s since %s: %s", ev["what"], ev["state"], ev["since"], ev["details"])
         out.append(ev)
     return out

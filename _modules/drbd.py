@@ -7,12 +7,16 @@ without a shell; a failing command raises CommandExecutionError carrying the com
 Config: `drbd.conf` (minion option) or the `conf` argument selects a non-default drbdadm config file.
 """
 
+import importlib
 import logging
 import time
 
 import mfsha_drbd  # from the synced _utils dir, on sys.path only while the loader imports this module
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
+
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
+importlib.reload(mfsha_drbd)
 
 log = logging.getLogger(__name__)
 __virtualname__ = "drbd"

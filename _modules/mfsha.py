@@ -5,6 +5,7 @@ defaults, and turns its errors into Salt errors so an invalid pillar stops the r
 """
 import copy
 import glob
+import importlib
 import json
 import os
 import re
@@ -16,6 +17,10 @@ import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this modul
 import mfsha_mfs
 import mfsha_pillar
 from salt.exceptions import CommandExecutionError
+
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
+for _mod in (mfsha_drbd, mfsha_mfs, mfsha_pillar):
+    importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
 
@@ -286,15 +291,32 @@ def active():
     return node_state()["active"]
 
 
-def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
+def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_version=None, tail_checked=False):
     """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
     (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
-    protocol probe. Returns {"was_running", "killed", "pid", "serving_s"}; raises when it does not serve in time."""
+    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve"}; raises when it does
+    not serve in time.
+
+    `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
+    it is not run (the error starts with mfsha_mfs.MISSING; the runner compares with the metaloggers, fills in
+    what they hold and asks again with tail_checked) when DATA_PATH does not reach `expect_version` (the version
+    the master last reported healthy: the beacon's last look), or when the storage was full (less free space than
+    its reserve, which is given back first: mfsha.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with
+    tail_checked) and tail_checked is not set."""
     t0 = time.monotonic()
     cfg = cfg or f"{_check_args(None)['mountpoint']}/mfsmaster.cfg"
     was_running = __salt__["mfsmaster.running"](cfg)
     stopped = grace > 0 and __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
     killed = __salt__["mfsmaster.kill"](cfg)  # no grace, or what a stop left behind (a stopped bgsaver)
+    data_path = os.path.dirname(cfg)  # DATA_PATH is the mountpoint (mfsha_pillar)
+    released = mfsha_mfs.release_reserve(data_path)
+    freed = f"; the storage was full: its {released >> 20} MiB reserve was released" if released else ""
+    was_full = os.path.join(data_path, mfsha_mfs.WAS_FULL)
+    gap = expect_version and __salt__["mfsmaster.missing_changes"](expect_version, cfg)
+    if gap or (os.path.exists(was_full) and not tail_checked):
+        why = (f"{gap['data_path']} replays up to change {gap['from']}, the master had reached {expect_version}"
+               if gap else "the changelog may lack its tail")
+        raise CommandExecutionError(f"{mfsha_mfs.MISSING}: {why}; not started{freed}")
     started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
     deadline = t0 + timeout
     while True:
@@ -303,10 +325,39 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0):
             break
         if time.monotonic() > deadline:
             raise CommandExecutionError(f"mfsha: mfsmaster restarted (pid {started['pid']}) but not serving after "
-                                        f"{timeout} s: {health['detail']}")
+                                        f"{timeout} s: {health['detail']}{freed}")
         time.sleep(0.1)
+    if os.path.exists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
+        os.unlink(was_full)
     return {"was_running": was_running, "killed": bool(stopped or killed), "pid": started["pid"],
-            "serving_s": round(time.monotonic() - t0, 2)}
+            "serving_s": round(time.monotonic() - t0, 2), "released_reserve": released}
+
+
+def keep_reserve(mountpoint, size_mb):
+    """Set `size_mb` MiB aside in <mountpoint>/.mfsha-reserve (root's, preallocated) while twice that is free, so
+    that a master which fills its storage can be given room to replay and log again (restart_master releases it).
+    The beacon calls this on the holder each look; it is a stat unless the file is missing. Returns its size."""
+    size = int(size_mb) << 20
+    path = os.path.join(mountpoint, mfsha_mfs.RESERVE)
+    if not size or os.path.exists(path):
+        return os.path.getsize(path) if size else 0
+    st = os.statvfs(mountpoint)
+    if st.f_bavail * st.f_frsize < 2 * size:
+        return 0
+    tmp = path + ".tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return size
 
 
 def handover(grace=2):

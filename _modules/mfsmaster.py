@@ -4,13 +4,18 @@ Every command runs through cmd.run_all (python_shell=False); a failing command r
 CommandExecutionError carrying its stderr. Parsers and the protocol probe live in _utils/mfsha_mfs.py.
 The config path defaults to the minion option `mfsmaster.cfg`, else /mfsconf/mfsmaster.cfg.
 """
+import errno
+import importlib
 import os
 import pwd
 import signal
 import time
 
-import mfsha_mfs  # synced _utils; must be imported at load time (see PREAMBLE)
+import mfsha_mfs  # synced _utils; on sys.path only while the loader imports this module
 from salt.exceptions import CommandExecutionError
+
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
+importlib.reload(mfsha_mfs)
 
 __virtualname__ = "mfsmaster"
 DEFAULT_CFG = "/mfsconf/mfsmaster.cfg"
@@ -261,6 +266,20 @@ def changelog_since(since, data_path="/var/lib/mfs"):
             "count": len(versions), "lines": [tail[v] for v in versions]}
 
 
+def missing_changes(version, cfg=None):
+    """Does DATA_PATH hold every change before metadata version `version` (what the live master last reported)?
+    A full disk or a lost write leaves the changelog's tail missing, and `mfsmaster -a` replays the rest without a
+    word. Returns None, or {"from", "to", "data_path"}: the change ids a replay would not reach."""
+    data_path, version = _settings(cfg)["DATA_PATH"], int(version)
+    last = mfsha_mfs.last_change(data_path)
+    if last is not None and last + 1 >= version:
+        return None
+    have = _disk(data_path)["version"]  # a metadata file newer than the changelogs, or a hole
+    if have is not None and have >= version:
+        return None
+    return {"from": have, "to": version - 1, "data_path": data_path}
+
+
 FILL = "changelog_ml.0.mfs"  # a metalogger's file name: `mfsmaster -a` merges these with its own changelogs
 
 
@@ -280,10 +299,14 @@ def add_changelog(lines, cfg=None):
         raise CommandExecutionError("add_changelog: every line must be a `<version>: ...` changelog entry")
     pw = pwd.getpwnam(user)
     path = os.path.join(data_path, FILL)
-    try:
-        mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
-    except OSError as exc:
-        raise CommandExecutionError("writing {} failed: {}".format(path, exc)) from None
+    for attempt in (1, 2):
+        try:
+            mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
+            break
+        except OSError as exc:
+            # a full disk: the reserve is there for this (released once, then the error stands)
+            if attempt == 2 or exc.errno != errno.ENOSPC or not mfsha_mfs.release_reserve(data_path):
+                raise CommandExecutionError("writing {} failed: {}".format(path, exc)) from None
     return data_path_ok(cfg)
 
 

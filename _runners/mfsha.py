@@ -16,12 +16,16 @@ move happened in the last `cooldown` seconds, both heartbeats run and the peer's
 (promotion_blockers). When no node holds them and the VIP does not serve (a failed start: heartbeat v1 gives the
 group up and never retries), and that has lasted past heartbeat's own retry (settle_s: 45 s + 2 x deadtime from the
 first bad look), take them through heartbeat on a node whose heartbeat runs and whose disk may be promoted, the
-preferred node first, once per `cooldown`. A restart that stops at a changelog hole is repaired once from the
-metaloggers' copy of the change stream (the one that holds every missing change) and run again.
+preferred node first, once per `cooldown`. Never restart or move from a DATA_PATH that lacks changes the master
+acknowledged: a changelog hole that stops the restart, or a tail short of the version the sender's master last
+reported healthy (the event's last_version; a full disk) is filled once from the metaloggers' copy of the change
+stream (the one that holds every missing change) and the step run again; if none holds them, stay down. A storage
+with less free space than its reserve (storage:reserve_mb) gets the reserve back before the restart.
 Anything else is refused with the reason. Each run fires `mfsha/failover/<result>` with its reason and timeline.
 """
 import contextlib
 import fcntl
+import importlib
 import json
 import logging
 import os
@@ -35,6 +39,10 @@ import yaml
 
 import mfsha_mfs  # synced _utils (salt-run saltutil.sync_all on the master)
 import mfsha_pillar
+
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
+for _mod in (mfsha_mfs, mfsha_pillar):
+    importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
 __virtualname__ = "mfsha"
@@ -308,12 +316,13 @@ def _wait_peer_serves(c, peer, timeout):
     return None
 
 
-def _restart(c, node):
+def _restart(c, node, expect=None, tail_checked=False):
     f = c["failover"]
     # no grace: the master failed the protocol probe on `debounce` beacon looks and on our own fresh look; a failing
     # master does not save anyway, and -a replays the changelogs (CHANGELOG_SAVE_MODE 2)
     ok, ret = _call([node], "mfsha.restart_master",
-                    {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 0},
+                    {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 0,
+                     "expect_version": expect, "tail_checked": tail_checked},
                     timeout=f["serve_timeout"] + 20)[node]
     return ok, ret
 
@@ -321,38 +330,55 @@ def _restart(c, node):
 HOLE = "hole in change files"  # what `mfsmaster -a` says when a changelog entry it needs is missing
 
 
-def _fill_hole(c, node):
-    """The restart on NODE stopped at a changelog hole. The metaloggers keep their own copy of the change stream:
-    copy the missing changes from the one that holds them all into NODE's DATA_PATH (mfsmaster.add_changelog).
-    Returns (note, None) when filled, else (None, why not)."""
+def _fill(c, node, expect=None):
+    """NODE's DATA_PATH may lack changes its master acknowledged: a hole (the restart stopped at it), the tail up to
+    `expect` (the version its master last reported), or an unknown tail (the storage was full). The metaloggers
+    keep their own copy of the change stream: copy what one holds from the first change DATA_PATH lacks on into
+    DATA_PATH (mfsmaster.add_changelog). An unknown tail that no metalogger extends is no loss.
+    Returns (note, None) when DATA_PATH is complete, else (None, why not)."""
     cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
     ok, disk = _call([node], "mfsmaster.data_path_ok", {"cfg": cfg})[node]
-    hole = disk.get("hole") if ok and isinstance(disk, dict) else None
-    if not hole:
-        return None, f"no changelog hole found in {node}'s DATA_PATH: {disk}"
+    if not ok or not isinstance(disk, dict) or disk.get("version") is None:
+        return None, f"reading {node}'s DATA_PATH failed: {disk}"
+    gap = disk.get("hole") or {"from": disk["version"], "to": expect - 1 if expect else None}
+    if gap["to"] is not None and gap["to"] < gap["from"]:
+        gap["to"] = None  # DATA_PATH reaches `expect`: only an unknown tail is left to look for
     targets = c["metaloggers"]["targets"]
     if not targets:
-        return None, "no metaloggers in the pillar to fill it from"
+        return (f"no metaloggers to compare {node}'s changelog with", None) if gap["to"] is None else (
+            None, f"changes {gap['from']}..{gap['to']} are missing and there are no metaloggers to fill them from")
     data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
-    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": hole["from"], "data_path": data_path},
+    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": gap["from"], "data_path": data_path},
                 timeout=30, tgt_type="compound")
     have = {m: r for m, (ok, r) in ret.items() if ok and isinstance(r, dict)}
-    full = [(r["last"], m) for m, r in have.items() if r["first"] == hole["from"] and r["last"] >= hole["to"]]
+    seen = {m: (r["first"], r["last"]) if m in have else r for m, (_, r) in ret.items()}
+    if gap["to"] is None and have and all(r["first"] is None for r in have.values()):
+        return f"no metalogger holds changes after {node}'s changelog (from {gap['from']} on: {seen})", None
+    full = [(r["last"], m) for m, r in have.items()
+            if r["first"] == gap["from"] and (gap["to"] is None or r["last"] >= gap["to"])]
     if not full:
-        seen = {m: (r["first"], r["last"]) if m in have else r for m, (_, r) in ret.items()}
-        return None, f"no metalogger holds changes {hole['from']}..{hole['to']} (first, last seen: {seen})"
+        return None, f"no metalogger holds changes {gap['from']}..{gap['to'] or ''} (first, last seen: {seen})"
     _, ml = max(full)
     lines = have[ml]["lines"]
     ok, after = _call([node], "mfsmaster.add_changelog", {"lines": lines, "cfg": cfg}, timeout=60)[node]
     if not ok:
         return None, f"writing {ml}'s changes into {node}'s DATA_PATH failed: {after}"
-    if after.get("hole"):
-        return None, f"{ml}'s changes did not close the hole in {node}'s DATA_PATH: {after['problems']}"
-    return (f"changes {hole['from']}..{hole['to']} were missing in {node}'s changelog: {len(lines)} changes up to "
-            f"{have[ml]['last']} copied from metalogger {ml}"), None
+    if after.get("hole") or (after.get("version") or 0) <= max(have[ml]["last"], (expect or 0) - 1):
+        return None, f"{ml}'s changes did not complete {node}'s DATA_PATH: {after['problems'] or after['version']}"
+    return (f"changes {gap['from']}..{have[ml]['last']} were missing in {node}'s changelog: {len(lines)} changes "
+            f"copied from metalogger {ml}"), None
 
 
-def _move(c, node, peer):
+def _move(c, node, peer, expect=None):
+    if expect:  # the peer replays the same storage: it must hold what NODE's master acknowledged (see _fill)
+        cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
+        ok, gap = _call([node], "mfsmaster.missing_changes", {"version": expect, "cfg": cfg})[node]
+        if not ok:
+            return False, f"checking {node}'s DATA_PATH before the handover failed: {gap}"
+        if gap:
+            filled, why = _fill(c, node, expect)
+            if not filled:
+                return False, f"not handed over: {mfsha_mfs.MISSING} ({gap}) and {why}"
     ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
     if not ok:
         return False, f"hb_standby on {node} failed: {ret}"
@@ -407,6 +433,8 @@ def recover(minion=None, event=None):
     # detected: the beacon's first bad look; started: this run (the gap is the reactor and orchestration)
     tl = {"detected": data.get("since") or time.time(), "started": time.time()}
     trigger = event.get("tag")
+    # the metadata version the sender's master last reported healthy: a restart must replay at least that far
+    expect = data.get("last_version") if isinstance(data.get("last_version"), int) else None
     clusters = _clusters()
     name = cluster_of(clusters, minion)
     if name is None:
@@ -434,14 +462,16 @@ def recover(minion=None, event=None):
                    "refuse": "refused"}
         if d["action"] in results:
             return _result(name, results[d["action"]], d["reason"], tl, **common)
+        # the sender's last healthy version binds only its own storage
+        expect = expect if d.get("node") == minion else None
         if d["action"] == "restart":
-            ok, ret = _restart(c, d["node"])
-            if not ok and HOLE in str(ret):
-                filled, why = _fill_hole(c, d["node"])
+            ok, ret = _restart(c, d["node"], expect)
+            if not ok and (HOLE in str(ret) or mfsha_mfs.MISSING in str(ret)):
+                filled, why = _fill(c, d["node"], expect)
                 tl["filled"] = time.time()
                 if filled:
                     d["reason"] += f"; {filled}"
-                    ok, ret = _restart(c, d["node"])
+                    ok, ret = _restart(c, d["node"], expect, tail_checked=True)
                 else:
                     ret = f"{ret}; {why}"
             tl["restarted"] = time.time()
@@ -465,7 +495,7 @@ def recover(minion=None, event=None):
                                     "duration_s": round(tl["taken"] - tl["detected"], 2), "reason": d["reason"]})
             return _result(name, "taken_over" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret,
                            **common)
-        ok, ret = _move(c, d["node"], d["peer"])
+        ok, ret = _move(c, d["node"], d["peer"], expect)
         tl["moved"] = time.time()
         if ok:
             tl["serving"] = tl["moved"]

@@ -5,10 +5,14 @@ changed: result None and the comment says what would change (False when the stat
 """
 
 import functools
+import importlib
 import time
 
 import mfsha_drbd  # synced _utils dir: on sys.path while the loader imports this module
 from salt.exceptions import CommandExecutionError
+
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
+importlib.reload(mfsha_drbd)
 
 __virtualname__ = "drbd"
 

@@ -176,6 +176,47 @@ def changelog_tail(texts, since):
     return out
 
 
+RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha.keep_reserve) for a master that filled it
+WAS_FULL = ".mfsha-was-full"  # left by release_reserve until a restart compared the changelog with the metaloggers
+MISSING = "changes the master acknowledged are missing"  # restart_master's refusal; the runner fills them in
+
+
+def last_change(data_path, window=65536):
+    """Version of the newest complete entry in changelog.0.mfs (or changelog.1.mfs, just after a rotation), read
+    from the file's end only: the quick check before a restart (disk_state reads every file). None if none."""
+    for name in ("changelog.0.mfs", "changelog.1.mfs"):
+        try:
+            with open(os.path.join(data_path, name), "rb") as fh:
+                start = max(0, fh.seek(0, os.SEEK_END) - window)
+                fh.seek(start)
+                lines = fh.read().split(b"\n")[1 if start else 0:-1]  # a cut first line, a torn last one
+        except FileNotFoundError:
+            continue
+        for line in reversed(lines):
+            head = line.split(b":", 1)[0]
+            if head.isdigit():
+                return int(head)
+    return None
+
+
+def release_reserve(path):
+    """Delete the reserve in directory `path` when less than its size is left for the master (f_bavail: what a
+    non-root user may use), so that it can replay and log again, and leave WAS_FULL behind: the master may have
+    acknowledged changes it could not log. Returns the bytes freed (0: kept or absent)."""
+    reserve = os.path.join(path, RESERVE)
+    try:
+        size = os.stat(reserve).st_blocks * 512
+    except FileNotFoundError:
+        return 0
+    st = os.statvfs(path)
+    if st.f_bavail * st.f_frsize >= size:
+        return 0
+    os.unlink(reserve)
+    with open(os.path.join(path, WAS_FULL), "w") as fh:
+        fh.write("{:.0f}\n".format(time.time()))
+    return size
+
+
 def disk_state(data_path):
     """What `mfsmaster -a` would find in DATA_PATH.
 

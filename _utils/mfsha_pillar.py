@@ -159,6 +159,7 @@ def _storage(path, st, nodes):
     st["mountpoint"] = _abspath(f"{spath}:mountpoint", st["mountpoint"])
     if st["mountpoint"] == "/":
         raise PillarError(f"{spath}:mountpoint", "/", "must not be the root directory")
+    _int(f"{spath}:reserve_mb", st["reserve_mb"], 0, 1 << 20)
     if st["fstype"] not in ("ext4", "ext3", "xfs"):
         raise PillarError(f"{spath}:fstype", st["fstype"], "must be one of ext4, ext3, xfs")
     if st["type"] == "drbd":

@@ -40,5 +40,6 @@ mfsha-monitoring-beacon:
     - repeat: {{ f.cooldown }}
     - service_after: {{ f.serve_timeout }}
     - probe_timeout: 0.5
+    - reserve_mb: {{ mfsha.storage.reserve_mb }}
     - require:
       - loop: mfsha-monitoring-beacon-loaded

@@ -53,11 +53,23 @@ def loop_idle(lab, timeout=150):
     wait_for("the failover loop's running recovery to end", free, timeout, interval=1)
 
 
+def book_path(lab):
+    """The loop's book of the lab's cluster: the runner's file in the lab Salt master's cachedir."""
+    return os.path.join(lab.rundir, "salt", "cache", "mfsha", "lab.json")
+
+
 def fresh_book(lab):
     """Forget the loop's history (restart budget, flap guard, maintenance): every fault is a first fault."""
-    book = os.path.join(lab.rundir, "salt", "cache", "mfsha", "lab.json")
-    if os.path.exists(book):
-        os.unlink(book)
+    if os.path.exists(book_path(lab)):
+        os.unlink(book_path(lab))
+
+
+def loop_history(lab):
+    """The loop's actions in the book, with their reasons."""
+    if not os.path.exists(book_path(lab)):
+        return []
+    with open(book_path(lab)) as f:
+        return json.load(f).get("history", [])
 
 
 def signal_master(lab, node, sig):
@@ -300,12 +312,17 @@ def free_space(lab, mnt):
 
 
 def f_disk_full(lab, ctx):
-    """The metadata file system (storage mountpoint) fills up on the active node; client writes during it; then
-    mfsmaster crashes while it is full (the restart must replay the changelogs). Space is freed after LIMIT s; if
-    client I/O is still not back 30 s later, the operator recovery from the metalogger runs (see the notes)."""
+    """The metadata file system (storage mountpoint) fills up on the active node; client writes during it, so the
+    master's changelog lacks them; then mfsmaster crashes while it is full. The loop must give the storage its
+    reserve back and copy the missing changes from the metalogger before `-a` (which would serve without them).
+    Space is freed after LIMIT s; if client I/O is still not back 30 s later, the operator recovery from the
+    metalogger runs (see the notes)."""
     node, mnt = ctx["node"], lab.cluster_pillar()["storage"]["mountpoint"]
     h = lab.host(node)
     fill = f"{mnt}/{FILL}"
+    reserve = host_path(lab, node, f"{mnt}/.mfsha-reserve")
+    wait_for("the beacon's reserve on the storage", lambda: os.path.exists(reserve), 30)
+    ctx["notes"].append(f"reserve: {os.stat(reserve).st_size} bytes")
     ctx["undo"].append(lambda: free_space(lab, mnt))
     h.run(f"fallocate -l $(($(df --output=avail -B1 {mnt} | tail -1) - 65536)) {fill}; "
           f"dd if=/dev/zero of={fill} bs=4k oflag=append conv=notrunc 2>/dev/null; true", timeout=60)
@@ -318,6 +335,8 @@ def f_disk_full(lab, ctx):
         ctx["notes"].append(f"client writes while full failed: {str(e)[-300:]}")
     signal_master(lab, node, signal.SIGKILL)
     rto = wait_client(lab, ctx["t0"], ctx["limit"])
+    ctx["observed"]["reserve_released"] = not os.path.exists(reserve)
+    ctx["observed"]["loop"] = [f"{e['action']} {e['result']}: {e['reason']}" for e in loop_history(lab)]
     if rto is None:
         ctx["notes"].append(f"not serving after {ctx['limit']} s while full; space freed")
         for undo in ctx["undo"]:

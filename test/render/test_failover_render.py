@@ -18,7 +18,7 @@ def test_master_nodes_get_the_beacon_from_the_pillar(formula):
     assert (chunk["state"], chunk["fun"], chunk["name"]) == ("beacon", "present", "mfsha")
     want = {"interval": 1, "cluster": "paris", "vip": "10.20.0.10", "interface": "eth0", "port": 9421,
             "mountpoint": "/mfsconf", "storage": "drbd", "resource": "r0", "peer": "paris-mfs2", "debounce": 2,
-            "repeat": 60, "service_after": 30, "probe_timeout": 0.5, "save": True}
+            "repeat": 60, "service_after": 30, "probe_timeout": 0.5, "reserve_mb": 64, "save": True}
     assert {k: chunk[k] for k in want} == want
     # the beacon module is loaded in the running minion before beacon.present validates it
     assert ids["mfsha-monitoring-beacon-loaded"]["fun"] == "until"

@@ -90,6 +90,8 @@ def test_each_check_has_its_own_state():
     ([{"cluster": "lab"}, {"vip": "10.0.0.10"}], False),
     ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"debounce": 0}], False),
     ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"storage": "nfs"}], False),
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"reserve_mb": -1}], False),
+    ([{"cluster": "lab"}, {"vip": "10.0.0.10"}, {"mountpoint": "/m"}, {"reserve_mb": 0}], True),
     ("nonsense", False),
 ])
 def test_validate(config, ok):
@@ -236,9 +238,11 @@ def test_drbd_faults_from_captured_status(tmp_path, fixture_name, problem):
 
 def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
-    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": node.mod.record_peers}
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": node.mod.record_peers,
+                       "mfsha.keep_reserve": node.mod.keep_reserve}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
+    beacon._SEEN.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 2}]
     assert beacon.validate(config)[0]
     sent = [beacon.beacon(config) for _ in range(4)]
@@ -246,6 +250,7 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     ev = sent[1][0]
     assert ev["tag"] == "master/down" and ev["node"] == "mfs-a" and ev["cluster"] == "lab"
     assert isinstance(ev["since"], float) and ev["active"] is True and "no answer" in ev["details"]
+    assert ev["last_version"] is None  # never seen healthy here
     # the master answers again (captured running state, real answering endpoint): one master/up
     srv = Server("answer")
     try:
@@ -256,6 +261,7 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     finally:
         srv.close()
     assert [[e["tag"] for e in s] for s in sent] == [[], ["master/up"], []]
+    assert sent[1][0]["last_version"] == 1417  # what the captured live master reports (cltoma-info__after-replay)
 
 
 def test_fixture_dir_exists():
@@ -269,13 +275,14 @@ def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, c
     def record(vip, mountpoint):
         calls.append((vip, mountpoint))
         raise PermissionError(13, "Permission denied", mountpoint + "/.mfsha-peers")
-    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": record}
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": record,
+                       "mfsha.keep_reserve": node.mod.keep_reserve}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 1}]
     assert [e["tag"] for e in beacon.beacon(config)] == ["master/down"]  # the look goes on
     assert calls == [("127.0.0.1", str(node.mount))]
-    assert "recording the VIP's peers" in caplog.text and "Permission denied" in caplog.text
+    assert "keeping the VIP's peers" in caplog.text and "Permission denied" in caplog.text
     beacon.__salt__["mfsha.node_state"] = lambda **kw: node.state(mounted=False)  # not the holder: no record
     beacon.beacon(config)
     assert len(calls) == 1

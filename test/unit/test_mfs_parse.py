@@ -5,6 +5,7 @@ import csv
 import fcntl
 import os
 import re
+import shutil
 import socket
 import struct
 import threading
@@ -286,3 +287,36 @@ def test_write_durably_replaces_whole_or_fails_clean(tmp_path):
     with pytest.raises(OSError):  # the rename onto a directory fails after the temporary file was written
         m.write_durably(str(tmp_path / "d"), "x\n")
     assert sorted(os.listdir(tmp_path)) == ["d", "f"]
+
+
+def test_last_change_reads_the_newest_complete_entry_from_the_end(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(MFS / "data-kill9", data)
+    assert m.last_change(str(data)) == 1416
+    with open(data / "changelog.0.mfs", "a") as fh:
+        fh.write("1417: 17956")  # torn by the crash: not a change the replay gets
+    assert m.last_change(str(data)) == 1416
+    assert m.last_change(str(data), window=200) == 1416  # the cut first line of the window is skipped too
+    (data / "changelog.0.mfs").write_text("")  # just rotated: the newest entries are in changelog.1.mfs
+    assert m.last_change(str(data)) == int((data / "changelog.1.mfs").read_text().splitlines()[-1].split(":")[0])
+    assert m.last_change(str(tmp_path)) is None
+
+
+class Fs:
+    """os.statvfs with f_bavail blocks of 4096 bytes free."""
+
+    def __init__(self, free):
+        self.free = free
+
+    def __call__(self, path):
+        return os.statvfs_result((4096, 4096, 1 << 20, self.free // 4096, self.free // 4096, 0, 0, 0, 0, 255))
+
+
+def test_the_reserve_is_released_only_when_less_than_its_size_is_free(tmp_path, monkeypatch):
+    (tmp_path / m.RESERVE).write_bytes(b"\0" * (1 << 20))
+    size = os.stat(tmp_path / m.RESERVE).st_blocks * 512
+    monkeypatch.setattr(os, "statvfs", Fs(size))
+    assert m.release_reserve(str(tmp_path)) == 0 and (tmp_path / m.RESERVE).exists()
+    monkeypatch.setattr(os, "statvfs", Fs(size - 4096))
+    assert m.release_reserve(str(tmp_path)) == size and not (tmp_path / m.RESERVE).exists()
+    assert m.release_reserve(str(tmp_path)) == 0  # absent

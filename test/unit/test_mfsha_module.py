@@ -2,6 +2,7 @@
 import os
 import pathlib
 import pwd
+import shutil
 
 import pytest
 import yaml
@@ -184,3 +185,58 @@ def test_record_peers_failure_raises_with_the_path(tmp_path):
     mod = load_salt_module("_modules/mfsha.py", salt={})
     with pytest.raises(OSError, match="nowhere"):
         mod.record_peers("10.99.0.10", str(tmp_path / "nowhere"), proc=str(PROC_NET_TCP))
+
+
+def statvfs(free):
+    return lambda path: os.statvfs_result((4096, 4096, 1 << 20, free // 4096, free // 4096, 0, 0, 0, 0, 255))
+
+
+def test_reserve_is_kept_only_while_twice_its_size_is_free(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "statvfs", statvfs((2 << 20) - 4096))
+    assert mfsha.keep_reserve(str(tmp_path), 1) == 0 and os.listdir(tmp_path) == []
+    monkeypatch.setattr(os, "statvfs", statvfs(2 << 20))
+    assert mfsha.keep_reserve(str(tmp_path), 1) == 1 << 20
+    st = os.stat(tmp_path / ".mfsha-reserve")
+    assert st.st_blocks * 512 >= 1 << 20 and st.st_mode & 0o777 == 0o600  # allocated, not sparse
+    assert mfsha.keep_reserve(str(tmp_path), 1) == 1 << 20 and os.listdir(tmp_path) == [".mfsha-reserve"]
+    assert mfsha.keep_reserve(str(tmp_path / "gone"), 0) == 0  # switched off: not even a stat
+
+
+def test_restart_refuses_a_data_path_short_of_the_version_the_master_reported(tmp_path, monkeypatch):
+    """A crash on a full disk: the changelog lacks its tail; `-a` would serve without it, so nothing starts, and a
+    full storage got its reserve back first."""
+    data = tmp_path / "mfsconf"
+    shutil.copytree(REPO / "test/unit/fixtures/mfs/data-kill9", data)  # replays to 1417
+    (data / "mfsmaster.cfg").write_text(f"DATA_PATH = {data}\n")
+    (data / ".mfsha-reserve").write_bytes(b"\0" * 8192)
+    mfsmaster = load_salt_module("_modules/mfsmaster.py")
+    started = []
+    mod = load_salt_module("_modules/mfsha.py", salt={
+        "mfsmaster.running": lambda cfg: True, "mfsmaster.kill": lambda cfg: True,
+        "mfsmaster.missing_changes": mfsmaster.missing_changes, "mfsmaster.start": lambda **kw: started.append(kw)})
+    monkeypatch.setattr(os, "statvfs", statvfs(0))
+    with pytest.raises(CommandExecutionError, match=r"changes the master acknowledged are missing: .* replays up to "
+                                                    r"change 1417, the master had reached 1500; not started; the "
+                                                    r"storage was full"):
+        mod.restart_master(cfg=str(data / "mfsmaster.cfg"), grace=0, expect_version=1500)
+    assert started == [] and not (data / ".mfsha-reserve").exists()
+
+
+def test_after_a_full_storage_only_a_restart_with_the_tail_checked_starts(tmp_path, monkeypatch):
+    data = tmp_path / "mfsconf"
+    shutil.copytree(REPO / "test/unit/fixtures/mfs/data-kill9", data)
+    cfg = str(data / "mfsmaster.cfg")
+    pathlib.Path(cfg).write_text(f"DATA_PATH = {data}\n")
+    (data / ".mfsha-reserve").write_bytes(b"\0" * 8192)
+    started = []
+    mod = load_salt_module("_modules/mfsha.py", salt={
+        "mfsmaster.running": lambda cfg: False, "mfsmaster.kill": lambda cfg: False,
+        "mfsmaster.start": lambda **kw: started.append(kw) or {"pid": 4242},
+        "mfsmaster.health": lambda **kw: {"healthy": True}})
+    monkeypatch.setattr(os, "statvfs", statvfs(0))
+    for _ in range(2):  # the evidence outlives the reserve: a second plain restart is refused too
+        with pytest.raises(CommandExecutionError, match="are missing: the changelog may lack its tail; not started"):
+            mod.restart_master(cfg=cfg, grace=0)
+    assert started == [] and (data / ".mfsha-was-full").exists()
+    assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
+    assert len(started) == 1 and not (data / ".mfsha-was-full").exists()

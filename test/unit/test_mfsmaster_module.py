@@ -2,6 +2,7 @@
 real files for DATA_PATH checks and real sockets for the probe; `lab` tests drive a real private mfsmaster."""
 
 import csv
+import errno
 import fcntl
 import os
 import pwd
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from salt.exceptions import CommandExecutionError
 
+import mfsha_mfs
 from unit_support import FakeCommands, HungMaster, load_salt_module
 from test_mfs_parse import LIVE, Server
 
@@ -390,3 +392,36 @@ def test_add_changelog_refuses_what_is_not_a_changelog(tmp_path, lines, why):
     with pytest.raises(CommandExecutionError, match=why):
         mst.mod.add_changelog(lines)
     assert not (mst.data / "changelog_ml.0.mfs").exists()
+
+
+# ---- a changelog tail lost to a full disk ------------------------------------------------------------------------
+
+def test_missing_changes_compares_data_path_with_the_version_the_master_reported(tmp_path):
+    mst = Master(tmp_path / "m")  # the kill -9 capture replays to 1417, what the master reported after replay
+    assert mst.mod.missing_changes(1417) is None and mst.mod.missing_changes(1200) is None
+    assert mst.mod.missing_changes(1500) == {"from": 1417, "to": 1499, "data_path": str(mst.data)}
+    hole = Master(tmp_path / "h", data="data-hole")
+    assert hole.mod.missing_changes(1417) is None  # the tail is there: the hole is for `mfsmaster -a` to report
+    assert hole.mod.missing_changes(1500)["from"] == 1266  # short of it: read in full, a replay stops at the hole
+
+
+def test_add_changelog_on_a_full_disk_releases_the_reserve_once(tmp_path, monkeypatch):
+    lines = Master(tmp_path / "ml").mod.changelog_since(1266, data_path=str(MFS / "data-kill9"))["lines"]
+    mst = Master(tmp_path / "m", data="data-hole")
+    (mst.data / mfsha_mfs.RESERVE).write_bytes(b"\0" * 8192)
+    real, calls = mfsha_mfs.write_durably, []
+
+    def full_once(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", args[0])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(mfsha_mfs, "write_durably", full_once)
+    monkeypatch.setattr(os, "statvfs", lambda p: os.statvfs_result((4096, 4096, 256, 0, 0, 0, 0, 0, 0, 255)))
+    assert mst.mod.add_changelog(lines)["version"] == 1417 and len(calls) == 2
+    assert not (mst.data / mfsha_mfs.RESERVE).exists()
+    # no reserve left: the error stands, with its path
+    monkeypatch.setattr(mfsha_mfs, "write_durably", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device", a[0])))
+    with pytest.raises(CommandExecutionError, match="changelog_ml.0.mfs failed: .*No space left"):
+        mst.mod.add_changelog(lines)

@@ -76,6 +76,8 @@ def test_settings_pick_the_minions_cluster_and_roles():
     ({"paris:vip:address": "10.20.0.12"},
      f"invalid pillar {P}:vip:address: '10.20.0.12' duplicates the address of node paris-mfs2"),
     ({"paris:storage:type": "nfs"}, f"invalid pillar {P}:storage:type: 'nfs' must be drbd or shared"),
+    ({"paris:storage:reserve_mb": "64M"},
+     f"invalid pillar {P}:storage:reserve_mb: '64M' must be an integer from 0 to 1048576"),
     ({"paris:storage:drbd:secret": DELETE},
      f"invalid pillar {P}:storage:drbd:secret: '' is missing: set a random secret, e.g. `openssl rand -hex 16`"),
     ({"paris:heartbeat:auth_key": "CHANGE-ME-please"},
@@ -111,7 +113,7 @@ def test_settings_pick_the_minions_cluster_and_roles():
      f"invalid pillar {P}:storage:drbd:after_sb_2pri: 'discard-secondary' must be one of call-pri-lost-after-sb, "
      "disconnect, violently-as0p"),
 ], ids=["three-nodes", "one-node", "unknown-preferred", "vip-not-ip", "vip-outside-subnet", "duplicate-node-address",
-        "vip-duplicates-node", "unknown-storage-type", "missing-secret", "placeholder-secret", "short-secret",
+        "vip-duplicates-node", "unknown-storage-type", "reserve-not-int", "missing-secret", "placeholder-secret", "short-secret",
         "shell-metachar-interface", "newline-in-config", "shell-metachar-disk", "backtick-client-option",
         "newline-in-exports", "unknown-key", "forced-data-path", "initdead-too-short", "bad-protocol",
         "missing-disk", "unsafe-after-sb"])
