@@ -285,8 +285,9 @@ FILL = "changelog_ml.0.mfs"  # a metalogger's file name: `mfsmaster -a` merges t
 
 def add_changelog(lines, cfg=None):
     """Write changelog entries (from a metalogger: changelog_since) into DATA_PATH as changelog_ml.0.mfs, owned by
-    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Replaces an
-    earlier fill; refuses anything that is not a complete changelog entry. Returns data_path_ok() afterwards."""
+    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Adds to an
+    earlier fill, which may still close an older hole until the next metadata dump; refuses anything that is not a
+    complete changelog entry. Returns data_path_ok() afterwards."""
     settings = _settings(cfg)
     data_path, user = settings["DATA_PATH"], settings["WORKING_USER"]
     if not isinstance(lines, list) or not all(isinstance(x, str) and x.endswith("\n") for x in lines):
@@ -299,9 +300,14 @@ def add_changelog(lines, cfg=None):
         raise CommandExecutionError("add_changelog: every line must be a `<version>: ...` changelog entry")
     pw = pwd.getpwnam(user)
     path = os.path.join(data_path, FILL)
+    texts = ["".join(lines)]
+    if os.path.exists(path):
+        with open(path, errors="replace") as fh:
+            texts.append(fh.read())
+    merged = mfsha_mfs.changelog_tail(texts, 0)
     for attempt in (1, 2):
         try:
-            mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
+            mfsha_mfs.write_durably(path, "".join(merged[v] for v in sorted(merged)), owner=(pw.pw_uid, pw.pw_gid))
             break
         except OSError as exc:
             # a full disk: the reserve is there for this (released once, then the error stands)

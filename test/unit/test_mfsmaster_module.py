@@ -425,3 +425,14 @@ def test_add_changelog_on_a_full_disk_releases_the_reserve_once(tmp_path, monkey
         OSError(errno.ENOSPC, "No space left on device", a[0])))
     with pytest.raises(CommandExecutionError, match="changelog_ml.0.mfs failed: .*No space left"):
         mst.mod.add_changelog(lines)
+
+
+def test_add_changelog_keeps_an_earlier_fill(tmp_path):
+    """A first fill closed a hole; a later one adds a tail. Replacing the file would open the old hole again (seen
+    in the lab: the disk-full fill after a changelog-hole fill)."""
+    lines = Master(tmp_path / "ml").mod.changelog_since(1266, data_path=str(MFS / "data-kill9"))["lines"]
+    mst = Master(tmp_path / "m", data="data-hole")
+    assert mst.mod.add_changelog(lines[:60])["hole"] is None
+    res = mst.mod.add_changelog(lines[140:])
+    assert res["hole"] is None and res["version"] == 1417, res["problems"]
+    assert (mst.data / "changelog_ml.0.mfs").read_text() == "".join(lines[:60] + lines[140:])
