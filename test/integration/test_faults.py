@@ -51,21 +51,16 @@ def test_fault_during_failover(loop):
     assert rec["final_state"].startswith(f"serving on {loop.peer(rec['node'])}"), rec
 
 
-def syslog(lab, host):
-    with open(os.path.join(lab.host(host).dir, "ov", "var", "log", "upper", "syslog"), errors="replace") as f:
-        return f.read()
-
-
 def test_partition_never_two_primaries(loop):
     """heartbeat on each side declares the other dead; the isolated node's MFSGuard refuses the group (the VIP
     still answers ARP), so the storage is never mounted twice and the active node keeps serving."""
-    before = {m: len(syslog(loop, m)) for m in loop.masters}
+    before = {m: len(loop.host(m).syslog()) for m in loop.masters}
     rec = run_fault(loop, "partition")
     check(rec)
     views = rec["observed"]["heartbeat_views"]
     assert all("dead" in v.values() for v in views.values()), f"not a partition: {views}"
     peer = loop.peer(rec["node"])
-    refused = syslog(loop, peer)[before[peer]:]
+    refused = "\n".join(loop.host(peer).syslog()[before[peer]:])
     assert "MFSGuard: refusing the resources" in refused, "the guard never ran on the isolated node"
     assert "Giving up resources due to failure of MFSGuard" in refused
 

@@ -59,29 +59,24 @@ def test_dry_run_reports_a_change_and_changes_nothing(healthy_lab):
         lab.refresh_pillar()
 
 
-def syslog(host, pattern):
-    p = host.run(["grep", "-a", "-E", pattern, "/var/log/syslog"], check=False)
-    return p.stdout.splitlines()
-
-
 def test_host_death_fails_over_with_data(healthy_lab):
     """...and the survivor resets the dead holder's connections (mfsha-tickle): the client reconnects when the new
     master listens, not after mfsmount's own 10 s receive timeout (which it logs as ETIMEDOUT)."""
     lab = healthy_lab
     manifest = lab.write_files(n=20, subdir="death")
     mount_before, version_before = lab.mount_id(), lab.metadata_version()
-    timeouts = len(syslog(lab.client, "mfsmount.*master: tcp recv error: ETIMEDOUT"))
-    tickles = len(syslog(lab.host(lab.peer(lab.active())), "mfsha-tickle"))
+    timeouts = len(lab.client.syslog("mfsmount.*master: tcp recv error: ETIMEDOUT"))
+    tickles = len(lab.host(lab.peer(lab.active())).syslog("mfsha-tickle"))
     res = lab.fail_over("crash", timeout=90)
     assert res["detected"] is not None and res["detected"] >= DEADTIME - 2, "dead before deadtime?"
     assert_failed_over(lab, res, manifest, mount_before, version_before, serve_limit=DEADTIME + 20)
     new = lab.host(res["new_active"])
-    line = wait_for("mfsha-tickle's report", lambda: syslog(new, "mfsha-tickle")[tickles:], 10)[0]
+    line = wait_for("mfsha-tickle's report", lambda: new.syslog("mfsha-tickle")[tickles:], 10)[0]
     # the client's, both chunkservers' and the metalogger's connection were recorded on the old holder
     assert f".mfsha-peers.{res['old']}" in line and "connection(s)" in line, line
     for port, n in ((9421, 1), (9420, 2), (9419, 1)):
         assert line.count(f"->{port}") == n, line
-    assert len(syslog(lab.client, "mfsmount.*master: tcp recv error: ETIMEDOUT")) == timeouts
+    assert len(lab.client.syslog("mfsmount.*master: tcp recv error: ETIMEDOUT")) == timeouts
 
 
 def test_host_death_fails_over_with_the_salt_master_down(healthy_lab):

@@ -3,6 +3,7 @@
 each host sees copy-on-write overlays of /etc, /var/lib, /var/log and private /run, /tmp, /srv, /mnt.
 """
 import os
+import re
 import signal
 import subprocess
 import time
@@ -86,6 +87,19 @@ class Host:
     def pid(self):
         """Real PID of the host's PID 1 (holder.py)."""
         return self.state.get("init_pid")
+
+    @property
+    def syslog_path(self):
+        """The host's /var/log/syslog as the machine sees it (written by holder.py; kept across host restarts)."""
+        return os.path.join(self.dir, "ov", "var", "log", "upper", "syslog")
+
+    def syslog(self, pattern=None):
+        """Lines of the host's syslog, those matching regex PATTERN only if given."""
+        if not os.path.exists(self.syslog_path):
+            return []
+        with open(self.syslog_path, errors="replace") as f:
+            lines = f.read().splitlines()
+        return [line for line in lines if re.search(pattern, line)] if pattern else lines
 
     # --- creation -------------------------------------------------------------------------------------------------
     def create_net(self, bridge_ns, prefix_len):

@@ -50,7 +50,7 @@ class LogTail:
     """New lines of a lab host's syslog (written by holder.py with millisecond wall-clock times)."""
 
     def __init__(self, host):
-        self.host, self.path = host.name, os.path.join(host.dir, "ov", "var", "log", "upper", "syslog")
+        self.host, self.path = host.name, host.syslog_path
         self.pos = os.path.getsize(self.path) if os.path.exists(self.path) else 0
 
     def events(self):

@@ -240,3 +240,49 @@ def test_after_a_full_storage_only_a_restart_with_the_tail_checked_starts(tmp_pa
     assert started == [] and (data / ".mfsha-was-full").exists()
     assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
     assert len(started) == 1 and not (data / ".mfsha-was-full").exists()
+
+
+def live_master(tmp_path, start=None, nft_rc=0):
+    """mfsha with a live (hung) master to replace; returns (module, nft inputs, background commands)."""
+    data = tmp_path / "mfsconf"
+    data.mkdir(parents=True)
+    (data / "mfsmaster.cfg").write_text(f"DATA_PATH = {data}\n")
+    nft, bg = [], []
+
+    def run_all(cmd, python_shell=False, stdin=None, **kw):
+        assert cmd == ["nft", "-f", "-"] and not python_shell
+        nft.append(stdin)
+        return {"retcode": nft_rc, "stdout": "", "stderr": "Error: Could not process rule" if nft_rc else ""}
+    mod = load_salt_module("_modules/mfsha.py", salt={
+        "mfsmaster.running": lambda cfg: True, "mfsmaster.kill": lambda cfg: True,
+        "mfsmaster.start": start or (lambda **kw: {"pid": 4242}), "mfsmaster.health": lambda **kw: {"healthy": True},
+        "cmd.run_all": run_all, "cmd.run_bg": lambda cmd, python_shell=False: bg.append(cmd)})
+    mod.PROC_NET_TCP = str(PROC_NET_TCP)
+    return mod, str(data / "mfsmaster.cfg"), nft, bg
+
+
+def test_replacing_a_hung_master_holds_its_closes_then_tickles_its_clients(tmp_path, monkeypatch):
+    mod, cfg, nft, bg = live_master(tmp_path)
+    monkeypatch.setattr(mod.shutil, "which", lambda name: "/usr/sbin/nft")
+    ret = mod.restart_master(cfg=cfg, grace=0, vip="10.99.0.10")
+    assert ret["pid"] == 4242 and ret["hold"] == "held the closes of 4 connection(s)", ret
+    assert "ip saddr 10.99.0.10 tcp sport { 9419, 9420, 9421 } tcp flags & (fin | rst) != 0 drop" in nft[0]
+    assert nft[1:] == ["delete table ip mfsha_hold\n"]
+    assert bg == [[mod.TICKLE, "10.99.0.10", "--peers", "10.99.0.21:44812:9419", "10.99.0.21:51300:9420",
+                   "10.99.0.22:50934:9420", "10.99.0.31:33090:9421"]]
+
+
+def test_the_hold_is_removed_when_the_start_fails_and_a_failed_hold_is_reported(tmp_path, monkeypatch):
+    def fail(**kw):
+        raise CommandExecutionError("mfsmaster -a failed: hole in change files")
+    mod, cfg, nft, bg = live_master(tmp_path, start=fail)
+    monkeypatch.setattr(mod.shutil, "which", lambda name: "/usr/sbin/nft")
+    with pytest.raises(CommandExecutionError, match="hole in change files"):
+        mod.restart_master(cfg=cfg, grace=0, vip="10.99.0.10")
+    assert nft[1:] == ["delete table ip mfsha_hold\n"] and len(bg) == 1
+    mod, cfg, nft, bg = live_master(tmp_path / "b", nft_rc=1)
+    monkeypatch.setattr(mod.shutil, "which", lambda name: "/usr/sbin/nft")
+    ret = mod.restart_master(cfg=cfg, grace=0, vip="10.99.0.10")
+    assert ret["hold"] == "no hold: nft failed (exit 1): Error: Could not process rule" and len(nft) == 1 and bg == []
+    monkeypatch.setattr(mod.shutil, "which", lambda name: None)
+    assert mod.restart_master(cfg=cfg, grace=0, vip="10.99.0.10")["hold"] == "no hold: nft is not installed"
