@@ -291,52 +291,11 @@ def active():
     return node_state()["active"]
 
 
-HOLD_TABLE = "mfsha_hold"  # nft table of restart_master's hold
-TICKLE = "/usr/local/sbin/mfsha-tickle"  # heartbeat.sls installs it (MFSMaster start runs it after a takeover)
-PROC_NET_TCP = "/proc/net/tcp"
-
-
-def _nft(rules):
-    return __salt__["cmd.run_all"](["nft", "-f", "-"], stdin=rules, python_shell=False, ignore_retcode=True,
-                                   timeout=10)
-
-
-def _hold(vip, cfg):
-    """Replacing a live (hung) master closes its connections: every client sees the close at once, finds no master
-    listening yet and sleeps 2 s before it tries again (mfsmount's reconnect loop). So until the new master serves,
-    this node drops its own FIN and RST from the master's ports on the VIP (nft table HOLD_TABLE); then the
-    connections that were established get tickle ACKs (mfsha-tickle) and reconnect at once.
-    Returns (peers, note): the VIP's established connections, or None and why there is no hold."""
-    if not shutil.which("nft"):
-        return None, "no hold: nft is not installed"
-    with open(cfg) as fh:
-        conf = mfsha_mfs.parse_cfg(fh.read())
-    ports = ", ".join(sorted({conf[k] for k in ("MATOCL_LISTEN_PORT", "MATOCS_LISTEN_PORT", "MATOML_LISTEN_PORT")}))
-    with open(PROC_NET_TCP, encoding="ascii") as fh:
-        peers = mfsha_mfs.vip_peers(fh.read(), vip)
-    res = _nft(f"table ip {HOLD_TABLE} {{ chain out {{ type filter hook output priority 0; policy accept; "
-               f"ip saddr {vip} tcp sport {{ {ports} }} tcp flags & (fin | rst) != 0 drop; }} }}\n")
-    if res["retcode"]:
-        return None, f"no hold: nft failed (exit {res['retcode']}): {res['stderr'].strip()}"
-    return peers, f"held the closes of {len(peers)} connection(s)"
-
-
-def _unhold(vip, peers):
-    """Drop the hold (always: a leftover table would delay every later failover) and tickle the held peers."""
-    res = _nft(f"delete table ip {HOLD_TABLE}\n")
-    if res["retcode"]:
-        raise CommandExecutionError(f"mfsha: removing nft table {HOLD_TABLE} failed: {res['stderr'].strip()}")
-    if peers:
-        __salt__["cmd.run_bg"]([TICKLE, vip, "--peers"] + [f"{ip}:{port}:{lport}" for ip, port, lport in peers],
-                               python_shell=False)
-
-
-def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_version=None, tail_checked=False,
-                   vip=None):
+def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_version=None, tail_checked=False):
     """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
     (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
-    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve", "hold"}; raises when it
-    does not serve in time. With `vip`, a live (hung) master's clients are held and tickled (_hold).
+    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve"}; raises when it does
+    not serve in time.
 
     `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
     it is not run (the error starts with mfsha_mfs.MISSING; the runner compares with the metaloggers, fills in
@@ -347,17 +306,6 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
     t0 = time.monotonic()
     cfg = cfg or f"{_check_args(None)['mountpoint']}/mfsmaster.cfg"
     was_running = __salt__["mfsmaster.running"](cfg)
-    peers, hold = _hold(vip, cfg) if was_running and vip else (None, "no hold: no live master or no VIP given")
-    try:
-        out = _replace(cfg, grace, timeout, probe_timeout, expect_version, tail_checked)
-    finally:
-        if peers is not None:
-            _unhold(vip, peers)
-    return dict(out, was_running=was_running, serving_s=round(time.monotonic() - t0, 2), hold=hold)
-
-
-def _replace(cfg, grace, timeout, probe_timeout, expect_version, tail_checked):
-    t0 = time.monotonic()
     stopped = grace > 0 and __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
     killed = __salt__["mfsmaster.kill"](cfg)  # no grace, or what a stop left behind (a stopped bgsaver)
     data_path = os.path.dirname(cfg)  # DATA_PATH is the mountpoint (mfsha_pillar)
@@ -381,7 +329,8 @@ def _replace(cfg, grace, timeout, probe_timeout, expect_version, tail_checked):
         time.sleep(0.1)
     if os.path.exists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
         os.unlink(was_full)
-    return {"killed": bool(stopped or killed), "pid": started["pid"], "released_reserve": released}
+    return {"was_running": was_running, "killed": bool(stopped or killed), "pid": started["pid"],
+            "serving_s": round(time.monotonic() - t0, 2), "released_reserve": released}
 
 
 def keep_reserve(mountpoint, size_mb):

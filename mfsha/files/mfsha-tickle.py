@@ -1,6 +1,5 @@
 #!/usr/bin/python3
 """mfsha-tickle VIP DIR: after a takeover, reset the dead host's TCP connections to the VIP at once.
-mfsha-tickle VIP --peers IP:PORT:LPORT...: the same for the given connections (a master replaced in place).
 
 Managed by Salt (mfsha). Run in the background by MFSMaster start on the node that just took the VIP. DIR is the
 replicated storage, where the mfsha beacon of each holder keeps its connections to the VIP in
@@ -37,14 +36,14 @@ def tickle_ack(src, sport, dst, dport):
     return head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
 
 
-def peer(ip, port, lport):
-    socket.inet_aton(ip)
-    return ip, int(port), int(lport)
-
-
 def read_peers(path):
+    peers = []
     with open(path, encoding="ascii") as fh:
-        return [peer(*line.split()) for line in fh]
+        for line in fh:
+            ip, port, lport = line.split()
+            socket.inet_aton(ip)
+            peers.append((ip, int(port), int(lport)))
+    return peers
 
 
 def others(directory, me):
@@ -57,19 +56,14 @@ def others(directory, me):
 
 
 def main(argv):
-    if len(argv) < 3 or (argv[2] != "--peers" and len(argv) != 3):
-        print("usage: mfsha-tickle VIP DIR | mfsha-tickle VIP --peers IP:PORT:LPORT...", file=sys.stderr)
+    if len(argv) != 3:
+        print("usage: mfsha-tickle VIP DIR", file=sys.stderr)
         return 2
-    vip, where = argv[1], argv[2]
+    vip, directory = argv[1], argv[2]
     syslog.openlog("mfsha-tickle")
     try:
-        if where == "--peers":  # mfsha.restart_master: the connections of the master it replaced on this node
-            source = "the replaced master"
-            peers = sorted({peer(*arg.split(":")) for arg in argv[3:]})
-        else:
-            files = others(where, os.uname().nodename)
-            source = ", ".join(files) or "no file"
-            peers = sorted({p for path in files for p in read_peers(path)})
+        files = others(directory, os.uname().nodename)
+        peers = sorted({p for path in files for p in read_peers(path)})
         if peers:
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
             sock.bind((vip, 0))
@@ -78,11 +72,11 @@ def main(argv):
                     sock.sendto(tickle_ack(vip, lport, ip, port), (ip, 0))
                 if n < ROUNDS - 1:
                     time.sleep(GAP_S)
-    except (OSError, ValueError, TypeError) as exc:
-        syslog.syslog(syslog.LOG_ERR, f"tickling the peers of {vip} ({where}) failed: {exc}")
+    except (OSError, ValueError) as exc:
+        syslog.syslog(syslog.LOG_ERR, f"tickling the recorded peers of {vip} in {directory} failed: {exc}")
         print(f"mfsha-tickle: {exc}", file=sys.stderr)
         return 1
-    syslog.syslog(f"sent tickle ACKs to {len(peers)} connection(s) of {vip} from {source}: "
+    syslog.syslog(f"sent tickle ACKs to {len(peers)} connection(s) of {vip} from {', '.join(files) or 'no file'}: "
                   + " ".join(f"{ip}:{port}->{lport}" for ip, port, lport in peers))
     return 0
 

@@ -59,24 +59,3 @@ def test_bad_peers_file_fails_with_the_reason(tmp_path, capsys):
     assert tickle.main(["mfsha-tickle", "10.99.0.10", str(tmp_path / "missing")]) == 1
     assert "No such file" in capsys.readouterr().err
     assert tickle.main(["mfsha-tickle"]) == 2
-
-
-def test_peers_given_on_the_command_line(monkeypatch, capsys):
-    sent = []
-
-    class Raw:
-        def __init__(self, *args):
-            pass
-
-        def bind(self, addr):
-            pass
-
-        def sendto(self, seg, addr):
-            sent.append((addr[0], struct.unpack("!HH", seg[:4])))
-    monkeypatch.setattr(tickle.socket, "socket", Raw)
-    monkeypatch.setattr(tickle.time, "sleep", lambda s: None)
-    assert tickle.main(["mfsha-tickle", "10.99.0.10", "--peers", "10.99.0.31:33090:9421", "10.99.0.21:51300:9420"]) == 0
-    assert sent == [("10.99.0.21", (9420, 51300)), ("10.99.0.31", (9421, 33090))] * tickle.ROUNDS
-    assert tickle.main(["mfsha-tickle", "10.99.0.10", "--peers", "10.99.0.31:33090"]) == 1
-    assert "mfsha-tickle:" in capsys.readouterr().err
-    assert tickle.main(["mfsha-tickle", "10.99.0.10", "dir", "extra"]) == 2
