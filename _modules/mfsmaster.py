@@ -252,9 +252,10 @@ def reload(cfg=None):
 
 
 def changelog_since(since, data_path="/var/lib/mfs"):
-    """The complete changelog entries with version >= `since` in DATA_PATH's changelog files, one per version.
-    Run on a metalogger (its changelog_ml*.mfs: its own copy of the master's change stream), it is what fills a
-    master's changelog hole. Returns {"first", "last", "count", "lines"}; first/last None when there are none."""
+    """The complete changelog entries with version >= `since` in DATA_PATH's changelog files, one per version and
+    without a gap (they end before the first missing version). Run on a metalogger (its changelog_ml*.mfs: its own
+    copy of the master's change stream), it is what fills a master's changelog hole. Returns {"first", "last",
+    "count", "lines"}; first/last None when there are none."""
     texts = []
     for name in sorted(os.listdir(data_path)):
         if mfsha_mfs.CHANGELOG_RE.match(name):
@@ -262,6 +263,8 @@ def changelog_since(since, data_path="/var/lib/mfs"):
                 texts.append(fh.read())
     tail = mfsha_mfs.changelog_tail(texts, int(since))
     versions = sorted(tail)
+    gap = next((i for i in range(1, len(versions)) if versions[i] != versions[i - 1] + 1), len(versions))
+    versions = versions[:gap]
     return {"first": versions[0] if versions else None, "last": versions[-1] if versions else None,
             "count": len(versions), "lines": [tail[v] for v in versions]}
 
@@ -285,9 +288,9 @@ FILL = "changelog_ml.0.mfs"  # a metalogger's file name: `mfsmaster -a` merges t
 
 def add_changelog(lines, cfg=None):
     """Write changelog entries (from a metalogger: changelog_since) into DATA_PATH as changelog_ml.0.mfs, owned by
-    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Adds to an
-    earlier fill, which may still close an older hole until the next metadata dump; refuses anything that is not a
-    complete changelog entry. Returns data_path_ok() afterwards."""
+    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Replaces an
+    earlier fill (give it every change from the replay start on: mfsmaster -a refused a fill file with a gap of its
+    own, lab); refuses anything that is not a complete changelog entry. Returns data_path_ok() afterwards."""
     settings = _settings(cfg)
     data_path, user = settings["DATA_PATH"], settings["WORKING_USER"]
     if not isinstance(lines, list) or not all(isinstance(x, str) and x.endswith("\n") for x in lines):
@@ -300,14 +303,9 @@ def add_changelog(lines, cfg=None):
         raise CommandExecutionError("add_changelog: every line must be a `<version>: ...` changelog entry")
     pw = pwd.getpwnam(user)
     path = os.path.join(data_path, FILL)
-    texts = ["".join(lines)]
-    if os.path.exists(path):
-        with open(path, errors="replace") as fh:
-            texts.append(fh.read())
-    merged = mfsha_mfs.changelog_tail(texts, 0)
     for attempt in (1, 2):
         try:
-            mfsha_mfs.write_durably(path, "".join(merged[v] for v in sorted(merged)), owner=(pw.pw_uid, pw.pw_gid))
+            mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
             break
         except OSError as exc:
             # a full disk: the reserve is there for this (released once, then the error stands)

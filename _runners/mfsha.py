@@ -333,13 +333,15 @@ HOLE = "hole in change files"  # what `mfsmaster -a` says when a changelog entry
 def _fill(c, node, expect=None):
     """NODE's DATA_PATH may lack changes its master acknowledged: a hole (the restart stopped at it), the tail up to
     `expect` (the version its master last reported), or an unknown tail (the storage was full). The metaloggers
-    keep their own copy of the change stream: copy what one holds from the first change DATA_PATH lacks on into
-    DATA_PATH (mfsmaster.add_changelog). An unknown tail that no metalogger extends is no loss.
+    keep their own copy of the change stream: copy what one holds from the replay start (the metadata file's
+    version) on into DATA_PATH (mfsmaster.add_changelog): one gapless file closes every hole, also one that only
+    `mfsmaster -a` sees, and replaces an earlier fill safely. An unknown tail that no metalogger extends is no loss.
     Returns (note, None) when DATA_PATH is complete, else (None, why not)."""
     cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
     ok, disk = _call([node], "mfsmaster.data_path_ok", {"cfg": cfg})[node]
     if not ok or not isinstance(disk, dict) or disk.get("version") is None:
         return None, f"reading {node}'s DATA_PATH failed: {disk}"
+    start = disk["metadata_version"]
     gap = disk.get("hole") or {"from": disk["version"], "to": expect - 1 if expect else None}
     if gap["to"] is not None and gap["to"] < gap["from"]:
         gap["to"] = None  # DATA_PATH reaches `expect`: only an unknown tail is left to look for
@@ -348,17 +350,20 @@ def _fill(c, node, expect=None):
         return (f"no metaloggers to compare {node}'s changelog with", None) if gap["to"] is None else (
             None, f"changes {gap['from']}..{gap['to']} are missing and there are no metaloggers to fill them from")
     data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
-    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": gap["from"], "data_path": data_path},
+    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": start, "data_path": data_path},
                 timeout=30, tgt_type="compound")
     have = {m: r for m, (ok, r) in ret.items() if ok and isinstance(r, dict)}
     seen = {m: (r["first"], r["last"]) if m in have else r for m, (_, r) in ret.items()}
-    if gap["to"] is None and have and all(r["first"] is None for r in have.values()):
+    if gap["to"] is None and have and all((r["last"] or 0) < gap["from"] for r in have.values()):
         return f"no metalogger holds changes after {node}'s changelog (from {gap['from']} on: {seen})", None
-    full = [(r["last"], m) for m, r in have.items()
-            if r["first"] == gap["from"] and (gap["to"] is None or r["last"] >= gap["to"])]
+    # the earliest start wins (a metalogger restarted since the last dump may lack the first changes; those are
+    # then only in the master's own changelogs), then the longest tail
+    full = [(r["first"], -r["last"], m) for m, r in have.items()
+            if r["first"] is not None and r["first"] <= gap["from"] and r["last"] >= (gap["to"] or gap["from"])]
     if not full:
-        return None, f"no metalogger holds changes {gap['from']}..{gap['to'] or ''} (first, last seen: {seen})"
-    _, ml = max(full)
+        return None, (f"no metalogger holds every change from {gap['from']} to {gap['to'] or gap['from']} "
+                      f"(first, last seen: {seen})")
+    *_, ml = min(full)
     lines = have[ml]["lines"]
     ok, after = _call([node], "mfsmaster.add_changelog", {"lines": lines, "cfg": cfg}, timeout=60)[node]
     if not ok:
@@ -366,7 +371,7 @@ def _fill(c, node, expect=None):
     if after.get("hole") or (after.get("version") or 0) <= max(have[ml]["last"], (expect or 0) - 1):
         return None, f"{ml}'s changes did not complete {node}'s DATA_PATH: {after['problems'] or after['version']}"
     return (f"changes {gap['from']}..{have[ml]['last']} were missing in {node}'s changelog: {len(lines)} changes "
-            f"copied from metalogger {ml}"), None
+            f"from {have[ml]['first']} on copied from metalogger {ml}"), None
 
 
 def _move(c, node, peer, expect=None):
