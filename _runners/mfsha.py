@@ -486,6 +486,9 @@ def recover(minion=None, event=None):
                 tl["serving"] = tl["restarted"]
                 return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
             log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
+            if HOLE in str(ret) or mfsha_mfs.MISSING in str(ret):  # the peer would replay the same storage: stay down
+                return _result(name, "failed", f"restart failed ({ret}); not moved: the peer would replay the same "
+                               "storage without those changes", tl, **common)
             facts, outside = _look(c)
             d = decide(c, facts, book, time.time(), restart_failed=True, vip_serves=outside)
             common["decision"] = d
