@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import mfsha_mfs as m
+from unit_support import statvfs
 
 MFS = Path(__file__).parent / "fixtures" / "mfs"
 INDEX = {row["file"]: row for row in csv.DictReader(open(MFS / "index.tsv"), delimiter="\t")}
@@ -302,21 +303,11 @@ def test_last_change_reads_the_newest_complete_entry_from_the_end(tmp_path):
     assert m.last_change(str(tmp_path)) is None
 
 
-class Fs:
-    """os.statvfs with f_bavail blocks of 4096 bytes free."""
-
-    def __init__(self, free):
-        self.free = free
-
-    def __call__(self, path):
-        return os.statvfs_result((4096, 4096, 1 << 20, self.free // 4096, self.free // 4096, 0, 0, 0, 0, 255))
-
-
 def test_the_reserve_is_released_only_when_less_than_its_size_is_free(tmp_path, monkeypatch):
     (tmp_path / m.RESERVE).write_bytes(b"\0" * (1 << 20))
     size = os.stat(tmp_path / m.RESERVE).st_blocks * 512
-    monkeypatch.setattr(os, "statvfs", Fs(size))
+    monkeypatch.setattr(os, "statvfs", statvfs(size))
     assert m.release_reserve(str(tmp_path)) == 0 and (tmp_path / m.RESERVE).exists()
-    monkeypatch.setattr(os, "statvfs", Fs(size - 4096))
+    monkeypatch.setattr(os, "statvfs", statvfs(size - 4096))
     assert m.release_reserve(str(tmp_path)) == size and not (tmp_path / m.RESERVE).exists()
     assert m.release_reserve(str(tmp_path)) == 0  # absent

@@ -9,7 +9,7 @@ import yaml
 
 from salt.exceptions import CommandExecutionError
 
-from unit_support import REPO, FakeCommands, load_salt_module
+from unit_support import REPO, FakeCommands, load_salt_module, statvfs
 
 mfsha = load_salt_module("_modules/mfsha.py")
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -185,10 +185,6 @@ def test_record_peers_failure_raises_with_the_path(tmp_path):
     mod = load_salt_module("_modules/mfsha.py", salt={})
     with pytest.raises(OSError, match="nowhere"):
         mod.record_peers("10.99.0.10", str(tmp_path / "nowhere"), proc=str(PROC_NET_TCP))
-
-
-def statvfs(free):
-    return lambda path: os.statvfs_result((4096, 4096, 1 << 20, free // 4096, free // 4096, 0, 0, 0, 0, 255))
 
 
 def test_reserve_is_kept_only_while_twice_its_size_is_free(tmp_path, monkeypatch):

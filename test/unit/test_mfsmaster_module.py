@@ -17,7 +17,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 import mfsha_mfs
-from unit_support import FakeCommands, HungMaster, load_salt_module
+from unit_support import FakeCommands, HungMaster, load_salt_module, statvfs
 from test_mfs_parse import LIVE, Server
 
 MFS = Path(__file__).parent / "fixtures" / "mfs"
@@ -423,7 +423,7 @@ def test_add_changelog_on_a_full_disk_releases_the_reserve_once(tmp_path, monkey
             raise OSError(errno.ENOSPC, "No space left on device", args[0])
         return real(*args, **kwargs)
     monkeypatch.setattr(mfsha_mfs, "write_durably", full_once)
-    monkeypatch.setattr(os, "statvfs", lambda p: os.statvfs_result((4096, 4096, 256, 0, 0, 0, 0, 0, 0, 255)))
+    monkeypatch.setattr(os, "statvfs", statvfs(0))
     assert mst.mod.add_changelog(lines)["version"] == 1417 and len(calls) == 2
     assert not (mst.data / mfsha_mfs.RESERVE).exists()
     # no reserve left: the error stands, with its path
