@@ -330,6 +330,11 @@ def _restart(c, node, expect=None, tail_checked=False):
 HOLE = "hole in change files"  # what `mfsmaster -a` says when a changelog entry it needs is missing
 
 
+def _lacks_changes(error):
+    """The restart stopped because DATA_PATH lacks changes: a hole (`mfsmaster -a`) or a tail (restart_master)."""
+    return HOLE in str(error) or mfsha_mfs.MISSING in str(error)
+
+
 def _fill(c, node, expect=None):
     """NODE's DATA_PATH may lack changes its master acknowledged: a hole (the restart stopped at it), the tail up to
     `expect` (the version its master last reported), or an unknown tail (the storage was full). The metaloggers
@@ -471,7 +476,7 @@ def recover(minion=None, event=None):
         expect = expect if d.get("node") == minion else None
         if d["action"] == "restart":
             ok, ret = _restart(c, d["node"], expect)
-            if not ok and (HOLE in str(ret) or mfsha_mfs.MISSING in str(ret)):
+            if not ok and _lacks_changes(ret):
                 filled, why = _fill(c, d["node"], expect)
                 tl["filled"] = time.time()
                 if filled:
@@ -486,7 +491,7 @@ def recover(minion=None, event=None):
                 tl["serving"] = tl["restarted"]
                 return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
             log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
-            if HOLE in str(ret) or mfsha_mfs.MISSING in str(ret):  # the peer would replay the same storage: stay down
+            if _lacks_changes(ret):  # the peer would replay the same storage: stay down
                 return _result(name, "failed", f"restart failed ({ret}); not moved: the peer would replay the same "
                                "storage without those changes", tl, **common)
             facts, outside = _look(c)
