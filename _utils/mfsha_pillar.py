@@ -251,6 +251,11 @@ def validate_cluster(name, pillar_cluster, defaults):
     c["vip"] = _vip(path, c["vip"], c["nodes"])
     c["storage"] = _storage(path, c["storage"], c["nodes"])
     c["heartbeat"] = _heartbeat(path, c["heartbeat"])
+    own = {n["address"]: f"the address of node {n['id']}" for n in c["nodes"]}
+    own[c["vip"]["address"]] = "the VIP"
+    for i, ping in enumerate(c["heartbeat"]["ping_nodes"]):  # a witness must be a third host (mfsha-witness)
+        if ping in own:
+            raise PillarError(f"{path}:heartbeat:ping_nodes:{i}", ping, f"is {own[ping]}: a ping node must be a third host")
     mcfg = _config_map(f"{path}:master:config", c["master"]["config"])
     for key in FORCED_CFG:
         if key in (pillar_cluster.get("master") or {}).get("config", {}):

@@ -40,6 +40,18 @@ mfsha-heartbeat-{{ file }}:
       - pkg: mfsha-heartbeat-packages
 {%- endfor %}
 
+{#- the witness rule, shared by MFSGuard and DRBD's fence-peer handler (storage.sls) #}
+mfsha-heartbeat-witness-helper:
+  file.managed:
+    - name: /usr/local/sbin/mfsha-witness
+    - source: salt://{{ tpldir }}/files/mfsha-witness.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+    - mode: "0755"
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
 {#- first resource of the group: refuses to take it while another host answers ARP for the VIP (partition) #}
 mfsha-heartbeat-guard-resource-agent:
   file.managed:
@@ -110,6 +122,7 @@ mfsha-heartbeat-service:
       - file: mfsha-heartbeat-mfsmaster-resource-agent
       - file: mfsha-heartbeat-guard-resource-agent
       - file: mfsha-heartbeat-tickle-helper
+      - file: mfsha-heartbeat-witness-helper
     - watch:
       - file: mfsha-heartbeat-ha.cf
       - file: mfsha-heartbeat-authkeys

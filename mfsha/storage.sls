@@ -22,6 +22,13 @@ mfsha-storage-drbd-split-brain-handler:
     - source: salt://{{ tpldir }}/files/drbd-split-brain.sh
     - mode: "0755"
 
+{#- promotes a disconnected node only while it reaches a ping node (the witness rule, see the script) #}
+mfsha-storage-drbd-fence-peer-handler:
+  file.managed:
+    - name: /usr/local/sbin/mfsha-fence-peer
+    - source: salt://{{ tpldir }}/files/mfsha-fence-peer.sh
+    - mode: "0755"
+
 mfsha-storage-drbd-resource-{{ d.resource }}:
   file.managed:
     - name: /etc/drbd.d/{{ d.resource }}.res
@@ -37,6 +44,7 @@ mfsha-storage-drbd-resource-{{ d.resource }}:
     - check_cmd: drbdadm dump {{ d.resource }} -c
     - require:
       - pkg: mfsha-storage-drbd-packages
+      - file: mfsha-storage-drbd-fence-peer-handler
 
 mfsha-storage-drbd-{{ d.resource }}-metadata-created:
   drbd.initialized:

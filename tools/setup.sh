@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${MFSHA_CACHE:-/var/cache/mfsha}
 PKGS="moosefs-master moosefs-metalogger moosefs-chunkserver moosefs-cli moosefs-client heartbeat resource-agents
-      drbd-utils iputils-arping iproute2 nftables psmisc procps kmod e2fsprogs util-linux fuse3 bridge-utils
+      drbd-utils iputils-arping iputils-ping iproute2 nftables psmisc procps kmod e2fsprogs util-linux fuse3 bridge-utils
       qemu-system-x86 qemu-utils debootstrap cpio zstd"
 missing=$(for p in $PKGS; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then

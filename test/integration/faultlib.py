@@ -244,19 +244,40 @@ def f_partition(lab, ctx):
                f" chain input {{ type filter hook input priority 0; ip saddr {addr} drop; }}\n"
                f" chain output {{ type filter hook output priority 0; ip daddr {addr} drop; }}\n}}\n")
     rto = wait_client(lab, ctx["t0"], ctx["limit"])
-    hold = ctx.get("hold", 45)
     wait_for("each side declaring the other dead", lambda: all("dead" in lab.heartbeat_view(m).values()
                                                                for m in lab.masters), 40, interval=1)
     ctx["observed"]["heartbeat_views"] = {m: lab.heartbeat_view(m) for m in lab.masters}
     ctx["notes"].append(f"heartbeat views during the partition: {ctx['observed']['heartbeat_views']}")
-    while time.monotonic() - ctx["t0"] < hold:
+    hold_then_heal(lab, ctx)
+    return rto
+
+
+def f_isolated_standby(lab, ctx):
+    """The passive master's cable is pulled: it hears neither its peer nor an ARP answer for the VIP, so only the
+    witness rule (no ping node answers) keeps its heartbeat from taking the group while the active node serves.
+    Held for HOLD s (deadtime, the refused takeover, heartbeat's retry), then plugged back in."""
+    cut = lab.host(lab.peer(ctx["node"]))
+    ctx["undo"].append(lambda: cut.link(True))
+    cut.link(False)
+    rto = wait_client(lab, ctx["t0"], ctx["limit"])
+    wait_for(f"{cut.name} declaring {ctx['node']} dead", lambda: lab.heartbeat_view(cut.name)[ctx["node"]] == "dead",
+             40, interval=1)
+    ctx["observed"]["heartbeat_views"] = {m: lab.heartbeat_view(m) for m in lab.masters}
+    ctx["notes"].append(f"heartbeat views while {cut.name} was cut off: {ctx['observed']['heartbeat_views']}")
+    hold_then_heal(lab, ctx)
+    return rto
+
+
+def hold_then_heal(lab, ctx):
+    """Keep the fault until HOLD s after T0, undo it, then measure the outage while heartbeat meets the peer it
+    had declared dead again (it restarts on both sides: resources released and re-acquired), until both have
+    joined and 40 s have passed."""
+    while time.monotonic() - ctx["t0"] < ctx.get("hold", 45):
         time.sleep(1)
     for undo in ctx["undo"]:
         undo()
     ctx["undo"].clear()
-    ctx["notes"].append(f"partition healed at {round(time.monotonic() - ctx['t0'], 1)} s")
-    # heartbeat v1 meets a partitioned peer again by restarting on both sides (resources released and re-acquired):
-    # measure that outage too, until both have joined and 40 s have passed
+    ctx["notes"].append(f"healed at {round(time.monotonic() - ctx['t0'], 1)} s")
     healed, lost_at, outage = time.monotonic(), None, 0.0
     while time.monotonic() - healed < 120:
         ok = bool(lab.active() and lab.serving(timeout=1))
@@ -269,9 +290,8 @@ def f_partition(lab, ctx):
             break
         time.sleep(0.5)
     ctx["observed"]["heal_outage_s"] = round(outage + (time.monotonic() - lost_at if lost_at else 0), 1)
-    ctx["notes"].append(f"no service for {ctx['observed']['heal_outage_s']} s after the partition healed "
+    ctx["notes"].append(f"no service for {ctx['observed']['heal_outage_s']} s after the heal "
                         f"(heartbeat restarts on both nodes)")
-    return rto
 
 
 def f_salt_master_down(lab, ctx):
@@ -547,6 +567,7 @@ FAULTS = {
     "host_death": f_host_death,
     "heartbeat_only_host_death": f_host_death,  # with loop_off first (PREPARE)
     "partition": f_partition,
+    "isolated_standby": f_isolated_standby,
     "salt_master_down": f_salt_master_down,
     "disk_full": f_disk_full,
     "changelog_hole": f_changelog_hole,

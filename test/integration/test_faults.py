@@ -65,6 +65,19 @@ def test_partition_never_two_primaries(loop):
     assert "Giving up resources due to failure of MFSGuard" in refused
 
 
+def test_isolated_standby_never_takes_over(loop):
+    """The passive master is cut off from everything: heartbeat there declares the active node dead, and nothing
+    answers ARP for the VIP, so only the witness rule stops the takeover: no ping node (the chunkservers) answers."""
+    before = {m: len(loop.host(m).syslog()) for m in loop.masters}
+    rec = run_fault(loop, "isolated_standby")
+    check(rec)
+    cut = loop.peer(rec["node"])
+    assert rec["observed"]["heartbeat_views"][cut][rec["node"]] == "dead", rec["observed"]
+    log = "\n".join(loop.host(cut).syslog()[before[cut]:])
+    assert "MFSGuard: refusing the resources: no ping node answers" in log, log[-3000:]
+    assert "Giving up resources due to failure of MFSGuard" in log, log[-3000:]
+
+
 def test_salt_master_down_is_degraded_then_recovers(loop):
     rec = run_fault(loop, "salt_master_down")
     check(rec)

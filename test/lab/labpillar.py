@@ -25,7 +25,9 @@ def lab_pillar(lab, device, secret, overrides=None):
             "shared": {"device": device},
         },
         "heartbeat": {"keepalive": 1, "warntime": 3, "deadtime": 6, "initdead": 12, "udpport": 694,
-                      "auth_key": secret, "ping_nodes": [], "auto_failback": False},
+                      "auth_key": secret, "auto_failback": False,
+                      # witnesses of a takeover (mfsha-witness): a master that reaches no chunkserver serves no one
+                      "ping_nodes": [lab.host(cs).addr for cs in ("mfs-cs1", "mfs-cs2")]},
         "master": {
             "config": {"MATIC_WORKERS": 1},
             "exports": [{"network": net, "path": "/", "options": "rw,alldirs,maproot=0"},

@@ -36,7 +36,8 @@ def test_example_paris_preferred_node(formula, tmp_path):
     # files onto the storage it mounts itself
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
                              "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
-                             "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-tickle"]
+                             "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-fence-peer",
+                             "/usr/local/sbin/mfsha-tickle", "/usr/local/sbin/mfsha-witness"]
     ids = f.ids()
     bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
                  "mfsha-storage-filesystem-created", "mfsha-storage-mounted-for-bootstrap",
@@ -64,9 +65,11 @@ def test_example_paris_preferred_node(formula, tmp_path):
                  "after-sb-1pri discard-secondary;", "after-sb-2pri disconnect;", "resync-rate 100M;",
                  "on paris-mfs1 {", "disk /dev/vdb;", "address 10.20.0.11:7788;", "address 10.20.0.12:7788;"]:
         assert want in res, want
-    assert "fence-peer" not in files["/etc/drbd.d/r0.res"]
-    texts = drbd_res_both_generations(f, tmp_path, "paris-mfs1", "r0")
-    assert texts[8] == texts[9]  # without fencing the two generations read the same file
+    # fencing by default: a disconnected node is promoted only under the witness rule
+    assert 'fence-peer "/usr/local/sbin/mfsha-fence-peer";' in res and "fencing resource-only;" in res
+    drbd_res_both_generations(f, tmp_path, "paris-mfs1", "r0")
+    # no ping nodes in the example: the witness rule falls back to "a silent peer is dead"
+    assert 'NODES=""' in files["/usr/local/sbin/mfsha-witness"]
 
 
 def test_example_other_node_joins_once_the_cluster_serves(formula):
@@ -165,6 +168,7 @@ def test_custom_heartbeat_timing(formula):
         "ucast eth1 10.7.0.1", "auto_failback on", "crm off", "node rome-1", "node rome-2", "ping 10.7.0.254",
         "respawn hacluster /usr/libexec/heartbeat/ipfail"]
     assert os.path.exists("/usr/libexec/heartbeat/ipfail")  # the path ha.cf names is the package's
+    assert 'NODES="10.7.0.254"' in files["/usr/local/sbin/mfsha-witness"]  # the takeover's witness
 
 
 @pytest.mark.parametrize("pillar,minion", [("example", "paris-mfs1"), ("custom", "oslo-a")])

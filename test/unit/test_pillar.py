@@ -112,11 +112,18 @@ def test_settings_pick_the_minions_cluster_and_roles():
     ({"paris:storage:drbd:after_sb_2pri": "discard-secondary"},
      f"invalid pillar {P}:storage:drbd:after_sb_2pri: 'discard-secondary' must be one of call-pri-lost-after-sb, "
      "disconnect, violently-as0p"),
+    ({"paris:heartbeat:ping_nodes": ["10.20.0.1", "10.20.0.12"]},
+     f"invalid pillar {P}:heartbeat:ping_nodes:1: '10.20.0.12' is the address of node paris-mfs2: a ping node must "
+     "be a third host"),
+    ({"paris:heartbeat:ping_nodes": ["10.20.0.10"]},
+     f"invalid pillar {P}:heartbeat:ping_nodes:0: '10.20.0.10' is the VIP: a ping node must be a third host"),
+    ({"paris:heartbeat:ping_nodes": ["gw; reboot"]},
+     f"invalid pillar {P}:heartbeat:ping_nodes:0: 'gw; reboot' is not an IP address"),
 ], ids=["three-nodes", "one-node", "unknown-preferred", "vip-not-ip", "vip-outside-subnet", "duplicate-node-address",
         "vip-duplicates-node", "unknown-storage-type", "reserve-not-int", "missing-secret", "placeholder-secret", "short-secret",
         "shell-metachar-interface", "newline-in-config", "shell-metachar-disk", "backtick-client-option",
         "newline-in-exports", "unknown-key", "forced-data-path", "initdead-too-short", "bad-protocol",
-        "missing-disk", "unsafe-after-sb"])
+        "missing-disk", "unsafe-after-sb", "ping-node-is-a-node", "ping-node-is-the-vip", "ping-node-not-ip"])
 def test_bad_pillar_is_rejected_with_its_key_path(changes, message):
     assert error_of(example(**changes)) == message
 
