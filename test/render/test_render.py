@@ -37,8 +37,7 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
                              "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
                              "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-fence-peer",
-                             "/usr/local/sbin/mfsha-selffence", "/usr/local/sbin/mfsha-tickle",
-                             "/usr/local/sbin/mfsha-witness"]
+                             "/usr/local/sbin/mfsha-tickle", "/usr/local/sbin/mfsha-witness"]
     ids = f.ids()
     bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
                  "mfsha-storage-filesystem-created", "mfsha-storage-mounted-for-bootstrap",
@@ -167,11 +166,9 @@ def test_custom_heartbeat_timing(formula):
     assert lines(files["/etc/ha.d/ha.cf"]) == [
         "logfacility daemon", "keepalive 2", "warntime 6", "deadtime 15", "initdead 40", "udpport 695",
         "ucast eth1 10.7.0.1", "auto_failback on", "crm off", "node rome-1", "node rome-2", "ping 10.7.0.254",
-        "respawn hacluster /usr/libexec/heartbeat/ipfail", "respawn root /usr/local/sbin/mfsha-selffence"]
+        "respawn hacluster /usr/libexec/heartbeat/ipfail"]
     assert os.path.exists("/usr/libexec/heartbeat/ipfail")  # the path ha.cf names is the package's
     assert 'NODES="10.7.0.254"' in files["/usr/local/sbin/mfsha-witness"]  # the takeover's witness
-    fence = lines(files["/usr/local/sbin/mfsha-selffence"])
-    assert "PEER=10.7.0.1" in fence and "SETTLE=17" in fence and "HA_RESOURCEDIR=/etc/ha.d/resource.d" in fence
 
 
 @pytest.mark.parametrize("pillar,minion", [("example", "paris-mfs1"), ("custom", "oslo-a")])
