@@ -2,7 +2,6 @@
 (rendered from its template) and DRBD's fence-peer handler, fed captured /proc/drbd outputs."""
 import stat
 import subprocess
-from pathlib import Path
 
 import jinja2
 import pytest
