@@ -204,6 +204,9 @@ def _heartbeat(path, hb):
     _int(f"{hpath}:udpport", hb["udpport"], 1, 65535)
     _secret(f"{hpath}:auth_key", hb["auth_key"])
     hb["ping_nodes"] = [str(_ip(f"{hpath}:ping_nodes:{i}", p)) for i, p in enumerate(_list(f"{hpath}:ping_nodes", hb["ping_nodes"]))]
+    if hb["ping_nodes"] and hb["deadtime"] < 5:  # mfsha-selffence: ~2 s of silence, then the release
+        raise PillarError(f"{hpath}:deadtime", hb["deadtime"], "must be at least 5 with ping_nodes: a cut-off holder "
+                                                              "needs ~3 s to let go before its peer takes over")
     _bool(f"{hpath}:auto_failback", hb["auto_failback"])
     return hb
 

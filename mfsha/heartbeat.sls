@@ -52,6 +52,18 @@ mfsha-heartbeat-witness-helper:
     - require:
       - pkg: mfsha-heartbeat-packages
 
+{#- the holder's half of the witness rule: a holder cut off from everything lets go (ha.cf respawns it) #}
+mfsha-heartbeat-selffence-helper:
+  file.managed:
+    - name: /usr/local/sbin/mfsha-selffence
+    - source: salt://{{ tpldir }}/files/mfsha-selffence.jinja
+    - template: jinja
+    - context:
+        mfsha: {{ mfsha | json }}
+    - mode: "0755"
+    - require:
+      - pkg: mfsha-heartbeat-packages
+
 {#- first resource of the group: refuses to take it while another host answers ARP for the VIP (partition) #}
 mfsha-heartbeat-guard-resource-agent:
   file.managed:
@@ -123,6 +135,7 @@ mfsha-heartbeat-service:
       - file: mfsha-heartbeat-guard-resource-agent
       - file: mfsha-heartbeat-tickle-helper
       - file: mfsha-heartbeat-witness-helper
+      - file: mfsha-heartbeat-selffence-helper
     - watch:
       - file: mfsha-heartbeat-ha.cf
       - file: mfsha-heartbeat-authkeys

@@ -268,6 +268,20 @@ def f_isolated_standby(lab, ctx):
     return rto
 
 
+def f_isolated_active(lab, ctx):
+    """The active master's cable is pulled. Its peer still reaches the ping nodes and hears no ARP answer for the
+    VIP, so it takes over after deadtime; the cut-off holder must let go first (mfsha-selffence), or the storage
+    and the VIP are held twice. Held for HOLD s, then plugged back in."""
+    cut = lab.host(ctx["node"])
+    ctx["undo"].append(lambda: cut.link(True))
+    cut.link(False)
+    rto = wait_client(lab, ctx["t0"], ctx["limit"])
+    ctx["observed"]["heartbeat_views"] = {m: lab.heartbeat_view(m) for m in lab.masters}
+    ctx["notes"].append(f"heartbeat views while {cut.name} was cut off: {ctx['observed']['heartbeat_views']}")
+    hold_then_heal(lab, ctx)
+    return rto
+
+
 def hold_then_heal(lab, ctx):
     """Keep the fault until HOLD s after T0, undo it, then measure the outage while heartbeat meets the peer it
     had declared dead again (it restarts on both sides: resources released and re-acquired), until both have
@@ -568,6 +582,7 @@ FAULTS = {
     "heartbeat_only_host_death": f_host_death,  # with loop_off first (PREPARE)
     "partition": f_partition,
     "isolated_standby": f_isolated_standby,
+    "isolated_active": f_isolated_active,
     "salt_master_down": f_salt_master_down,
     "disk_full": f_disk_full,
     "changelog_hole": f_changelog_hole,
@@ -584,7 +599,7 @@ LIMITS = {"salt_master_down": 180, "port_blocked": 90, "changelog_hole": 60, "di
 
 def run_fault(lab, name, limit=None, out=print, **opts):
     """Run fault NAME once on a healed lab (the failover loop installed); returns its report record.
-    opts: cycles=N (cycles), hold=S (partition, salt_master_down)."""
+    opts: cycles=N (cycles), hold=S (partition, isolated_*, salt_master_down)."""
     if name not in FAULTS:
         raise LabError(f"unknown fault {name!r}: {', '.join(FAULTS)}")
     started = time.monotonic()

@@ -78,6 +78,20 @@ def test_isolated_standby_never_takes_over(loop):
     assert "Giving up resources due to failure of MFSGuard" in log, log[-3000:]
 
 
+def test_isolated_active_lets_go(loop):
+    """The active master is cut off from everything while its peer still reaches the ping nodes: the peer takes
+    over after deadtime, and mfsha-selffence on the cut-off node has released the group before (the watcher never
+    sees two holders of the storage or the VIP)."""
+    before = {m: len(loop.host(m).syslog()) for m in loop.masters}
+    rec = run_fault(loop, "isolated_active")
+    check(rec)
+    log = "\n".join(loop.host(rec["node"]).syslog()[before[rec["node"]]:])
+    assert "mfsha-selffence: cut off: no ping node answers" in log, log[-3000:]
+    assert "mfsha-selffence: group released (" in log, log[-3000:]
+    taken = "\n".join(loop.host(loop.peer(rec["node"])).syslog()[before[loop.peer(rec["node"])]:])
+    assert "Acquiring resource group" in taken, "the peer never took over"
+
+
 def test_salt_master_down_is_degraded_then_recovers(loop):
     rec = run_fault(loop, "salt_master_down")
     check(rec)

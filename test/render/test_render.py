@@ -37,7 +37,8 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
                              "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
                              "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-fence-peer",
-                             "/usr/local/sbin/mfsha-tickle", "/usr/local/sbin/mfsha-witness"]
+                             "/usr/local/sbin/mfsha-selffence", "/usr/local/sbin/mfsha-tickle",
+                             "/usr/local/sbin/mfsha-witness"]
     ids = f.ids()
     bootstrap = ["mfsha-storage-drbd-r0-initial-sync-source", "mfsha-storage-drbd-r0-promoted-for-bootstrap",
                  "mfsha-storage-filesystem-created", "mfsha-storage-mounted-for-bootstrap",
@@ -81,6 +82,10 @@ def test_example_other_node_joins_once_the_cluster_serves(formula):
     join = ids["mfsha-heartbeat-join-after-cluster-serves"]
     assert (join["name"], join["port"], join["timeout"]) == ("10.20.0.10", 9421, 180)
     assert not [i for i in ids if "bootstrap" in i or "initial-sync" in i or "filesystem" in i]
+    # the scripts are the same on both nodes, so a redeploy on hosts that share /usr/local changes nothing
+    first = formula.use("paris-mfs1", "example").managed_files()
+    assert {p: t for p, t in files.items() if p.startswith("/usr/")} == {p: t for p, t in first.items()
+                                                                         if p.startswith("/usr/")}
 
 
 def test_example_second_site_shared_storage(formula):
@@ -166,9 +171,11 @@ def test_custom_heartbeat_timing(formula):
     assert lines(files["/etc/ha.d/ha.cf"]) == [
         "logfacility daemon", "keepalive 2", "warntime 6", "deadtime 15", "initdead 40", "udpport 695",
         "ucast eth1 10.7.0.1", "auto_failback on", "crm off", "node rome-1", "node rome-2", "ping 10.7.0.254",
-        "respawn hacluster /usr/libexec/heartbeat/ipfail"]
+        "respawn hacluster /usr/libexec/heartbeat/ipfail", "respawn root /usr/local/sbin/mfsha-selffence"]
     assert os.path.exists("/usr/libexec/heartbeat/ipfail")  # the path ha.cf names is the package's
     assert 'NODES="10.7.0.254"' in files["/usr/local/sbin/mfsha-witness"]  # the takeover's witness
+    fence = lines(files["/usr/local/sbin/mfsha-selffence"])
+    assert "for a in 10.7.0.1 10.7.0.2; do" in fence and "SETTLE=17" in fence and "HA_RESOURCEDIR=/etc/ha.d/resource.d" in fence
 
 
 @pytest.mark.parametrize("pillar,minion", [("example", "paris-mfs1"), ("custom", "oslo-a")])

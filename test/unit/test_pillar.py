@@ -117,13 +117,16 @@ def test_settings_pick_the_minions_cluster_and_roles():
      "be a third host"),
     ({"paris:heartbeat:ping_nodes": ["10.20.0.10"]},
      f"invalid pillar {P}:heartbeat:ping_nodes:0: '10.20.0.10' is the VIP: a ping node must be a third host"),
+    ({"paris:heartbeat:ping_nodes": ["10.20.0.1"], "paris:heartbeat:deadtime": 4, "paris:heartbeat:initdead": 8},
+     f"invalid pillar {P}:heartbeat:deadtime: 4 must be at least 5 with ping_nodes: a cut-off holder needs ~3 s to "
+     "let go before its peer takes over"),
     ({"paris:heartbeat:ping_nodes": ["gw; reboot"]},
      f"invalid pillar {P}:heartbeat:ping_nodes:0: 'gw; reboot' is not an IP address"),
 ], ids=["three-nodes", "one-node", "unknown-preferred", "vip-not-ip", "vip-outside-subnet", "duplicate-node-address",
         "vip-duplicates-node", "unknown-storage-type", "reserve-not-int", "missing-secret", "placeholder-secret", "short-secret",
         "shell-metachar-interface", "newline-in-config", "shell-metachar-disk", "backtick-client-option",
         "newline-in-exports", "unknown-key", "forced-data-path", "initdead-too-short", "bad-protocol",
-        "missing-disk", "unsafe-after-sb", "ping-node-is-a-node", "ping-node-is-the-vip", "ping-node-not-ip"])
+        "missing-disk", "unsafe-after-sb", "ping-node-is-a-node", "ping-node-is-the-vip", "ping-node-deadtime-short", "ping-node-not-ip"])
 def test_bad_pillar_is_rejected_with_its_key_path(changes, message):
     assert error_of(example(**changes)) == message
 
