@@ -24,77 +24,37 @@ mfsha-heartbeat-clustermsg-written-at-once:
     - require:
       - pkg: mfsha-heartbeat-packages
 
-{%- for file, mode in [("ha.cf", "0644"), ("authkeys", "0600"), ("haresources", "0644")] %}
-mfsha-heartbeat-{{ file }}:
+{#- heartbeat's configuration, its two resource agents and their helpers:
+    witness: the witness rule, shared by MFSGuard and DRBD's fence-peer handler (storage.sls);
+    selffence: its holder's half, a holder cut off from everything lets go (ha.cf respawns it);
+    MFSGuard: first resource of the group, refuses to take it while another host answers ARP for the VIP (partition)
+      or no ping node answers;
+    tickle: run by MFSMaster start, resets the dead holder's client connections to the VIP (see the script) #}
+{%- for id, path, source, mode in [
+      ("ha.cf", ha ~ "/ha.cf", "ha.cf.jinja", "0644"),
+      ("authkeys", ha ~ "/authkeys", "authkeys.jinja", "0600"),
+      ("haresources", ha ~ "/haresources", "haresources.jinja", "0644"),
+      ("witness-helper", "/usr/local/sbin/mfsha-witness", "mfsha-witness.jinja", "0755"),
+      ("selffence-helper", "/usr/local/sbin/mfsha-selffence", "mfsha-selffence.jinja", "0755"),
+      ("guard-resource-agent", ha ~ "/resource.d/MFSGuard", "MFSGuard.sh.jinja", "0755"),
+      ("mfsmaster-resource-agent", ha ~ "/resource.d/MFSMaster", "MFSMaster.sh.jinja", "0755"),
+      ("tickle-helper", "/usr/local/sbin/mfsha-tickle", "mfsha-tickle.py", "0755")] %}
+mfsha-heartbeat-{{ id }}:
   file.managed:
-    - name: {{ ha }}/{{ file }}
-    - source: salt://{{ tpldir }}/files/{{ file }}.jinja
+    - name: {{ path }}
+    - source: salt://{{ tpldir }}/files/{{ source }}
+{%- if source.endswith(".jinja") %}
     - template: jinja
     - context:
         mfsha: {{ mfsha | json }}
+{%- endif %}
     - mode: "{{ mode }}"
-{%- if file == "authkeys" %}
+{%- if id == "authkeys" %}
     - show_changes: False
 {%- endif %}
     - require:
       - pkg: mfsha-heartbeat-packages
 {%- endfor %}
-
-{#- the witness rule, shared by MFSGuard and DRBD's fence-peer handler (storage.sls) #}
-mfsha-heartbeat-witness-helper:
-  file.managed:
-    - name: /usr/local/sbin/mfsha-witness
-    - source: salt://{{ tpldir }}/files/mfsha-witness.jinja
-    - template: jinja
-    - context:
-        mfsha: {{ mfsha | json }}
-    - mode: "0755"
-    - require:
-      - pkg: mfsha-heartbeat-packages
-
-{#- the holder's half of the witness rule: a holder cut off from everything lets go (ha.cf respawns it) #}
-mfsha-heartbeat-selffence-helper:
-  file.managed:
-    - name: /usr/local/sbin/mfsha-selffence
-    - source: salt://{{ tpldir }}/files/mfsha-selffence.jinja
-    - template: jinja
-    - context:
-        mfsha: {{ mfsha | json }}
-    - mode: "0755"
-    - require:
-      - pkg: mfsha-heartbeat-packages
-
-{#- first resource of the group: refuses to take it while another host answers ARP for the VIP (partition) #}
-mfsha-heartbeat-guard-resource-agent:
-  file.managed:
-    - name: {{ ha }}/resource.d/MFSGuard
-    - source: salt://{{ tpldir }}/files/MFSGuard.sh.jinja
-    - template: jinja
-    - context:
-        mfsha: {{ mfsha | json }}
-    - mode: "0755"
-    - require:
-      - pkg: mfsha-heartbeat-packages
-
-mfsha-heartbeat-mfsmaster-resource-agent:
-  file.managed:
-    - name: {{ ha }}/resource.d/MFSMaster
-    - source: salt://{{ tpldir }}/files/MFSMaster.sh.jinja
-    - template: jinja
-    - context:
-        mfsha: {{ mfsha | json }}
-    - mode: "0755"
-    - require:
-      - pkg: mfsha-heartbeat-packages
-
-{#- run by MFSMaster start: resets the dead holder's client connections to the VIP (see the script) #}
-mfsha-heartbeat-tickle-helper:
-  file.managed:
-    - name: /usr/local/sbin/mfsha-tickle
-    - source: salt://{{ tpldir }}/files/mfsha-tickle.py
-    - mode: "0755"
-    - require:
-      - pkg: mfsha-heartbeat-packages
 
 {%- if bootstrap %}
 mfsha-heartbeat-bootstrap-storage-unmounted:

@@ -16,18 +16,15 @@ mfsha-storage-drbd-packages:
   pkg.installed:
     - pkgs: {{ mfsha.os.pkgs.drbd | json }}
 
-mfsha-storage-drbd-split-brain-handler:
+{#- DRBD's handlers; fence-peer promotes a disconnected node only under the witness rule (see the script) #}
+{%- for id, name, source in [("split-brain", "mfsha-drbd-split-brain", "drbd-split-brain.sh"),
+                             ("fence-peer", "mfsha-fence-peer", "mfsha-fence-peer.sh")] %}
+mfsha-storage-drbd-{{ id }}-handler:
   file.managed:
-    - name: /usr/local/sbin/mfsha-drbd-split-brain
-    - source: salt://{{ tpldir }}/files/drbd-split-brain.sh
+    - name: /usr/local/sbin/{{ name }}
+    - source: salt://{{ tpldir }}/files/{{ source }}
     - mode: "0755"
-
-{#- promotes a disconnected node only while it reaches a ping node (the witness rule, see the script) #}
-mfsha-storage-drbd-fence-peer-handler:
-  file.managed:
-    - name: /usr/local/sbin/mfsha-fence-peer
-    - source: salt://{{ tpldir }}/files/mfsha-fence-peer.sh
-    - mode: "0755"
+{%- endfor %}
 
 mfsha-storage-drbd-resource-{{ d.resource }}:
   file.managed:

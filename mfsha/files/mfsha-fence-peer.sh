@@ -9,8 +9,11 @@
 #   nothing answers on a Primary -> exit 5: a Primary cannot outdate itself; it stays as it is.
 # Never calls drbdadm/drbdsetup: DRBD waits for this handler while it holds its configuration lock.
 res=${DRBD_RESOURCE:-?}
-minor=${DRBD_MINOR:-0}
+minor=${DRBD_MINOR:-[0-9]*}   # a regex: DRBD 9 runs fence-peer per connection, maybe without a minor
 role=$(sed -n "s/^ *$minor: .* ro:\([A-Za-z]*\)\/.*/\1/p" /proc/drbd 2>/dev/null)
+# DRBD 9 lists no roles there. A node with the device mounted is the serving Primary (heartbeat mounts it right
+# after drbddisk promotes it); the mount table, like DRBD's status file, is read without any DRBD lock.
+[ -n "$role" ] || ! grep -q "^/dev/drbd$minor " /proc/mounts 2>/dev/null || role=Primary
 if [ ! -x /usr/local/sbin/mfsha-witness ]; then
 	why="mfsha-witness is not installed"
 elif why=$(/usr/local/sbin/mfsha-witness); then

@@ -67,11 +67,14 @@ def test_witness_rule(tmp_path, bindir, nodes, answers, args, rc, out):
     assert (p.returncode, p.stdout.strip()) == (rc, out), p.stderr
 
 
-def fence_peer(tmp_path, helper, proc):
-    """The handler with its two fixed paths pointed at a test witness and a captured /proc/drbd."""
+def fence_peer(tmp_path, helper, proc, mounts=""):
+    """The handler with its fixed paths pointed at a test witness, a captured /proc/drbd and a /proc/mounts."""
     text = (FILES / "mfsha-fence-peer.sh").read_text()
     assert text.count("/usr/local/sbin/mfsha-witness") == 2 and text.count("/proc/drbd") == 1
-    text = text.replace("/usr/local/sbin/mfsha-witness", str(helper)).replace("/proc/drbd", str(PROC / proc))
+    assert text.count("/proc/mounts") == 1
+    (tmp_path / "mounts").write_text(mounts)
+    text = (text.replace("/usr/local/sbin/mfsha-witness", str(helper)).replace("/proc/drbd", str(PROC / proc))
+            .replace("/proc/mounts", str(tmp_path / "mounts")))
     return executable(tmp_path / "mfsha-fence-peer", text)
 
 
@@ -90,6 +93,24 @@ def test_fence_peer_exit_codes(tmp_path, bindir, answers, proc, rc, logged):
     p = run(handler, bindir, answers, DRBD_RESOURCE="r0", DRBD_MINOR="0", DRBD_PEER_ADDRESS="10.0.0.12")
     assert p.returncode == rc, p
     assert (tmp_path / "log").read_text() == f"-t mfsha-fence-peer {logged}\n"
+
+
+DRBD9 = "../live-9/proc-drbd__connected-primary-uptodate__mfsmaster1.txt"  # version lines only, no roles
+MOUNTED = "/dev/drbd0 /mfsconf ext4 rw,relatime 0 0\n"
+
+
+@pytest.mark.parametrize("env,mounts,rc", [
+    ({"DRBD_MINOR": "0"}, MOUNTED, 5),
+    ({}, MOUNTED, 5),  # DRBD 9 may run the connection's handler without a minor
+    ({"DRBD_MINOR": "0"}, "/dev/drbd1 /other ext4 rw 0 0\n", 6),
+    ({}, "", 6),
+])
+def test_fence_peer_drbd9_role_from_the_mount(tmp_path, bindir, env, mounts, rc):
+    """DRBD 9's /proc/drbd names no role: the node with the device mounted is the Primary; others refuse."""
+    handler = fence_peer(tmp_path, witness(tmp_path, ["10.0.0.1"]), DRBD9, mounts)
+    p = run(handler, bindir, "", DRBD_RESOURCE="r0", DRBD_PEER_ADDRESS="10.0.0.12", **env)
+    assert p.returncode == rc, p
+    assert ("this Primary lost its peer" if rc == 5 else "refusing to promote") in (tmp_path / "log").read_text()
 
 
 def test_fence_peer_refuses_without_its_witness(tmp_path, bindir):
