@@ -7,9 +7,11 @@ import copy
 import glob
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 
 import yaml
@@ -23,6 +25,7 @@ for _mod in (mfsha_drbd, mfsha_mfs, mfsha_pillar):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
+log = logging.getLogger(__name__)
 
 
 def __virtual__():
@@ -291,7 +294,64 @@ def active():
     return node_state()["active"]
 
 
-def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_version=None, tail_checked=False):
+HOLD_TABLE = "mfsha_hold"  # nft table of hold_rules, in this node's network namespace
+HOLD_MAX_S = 20  # the hold's own expiry: a minion that dies mid-restart leaves no dropped FIN/RST behind
+TICKLE = "/usr/local/sbin/mfsha-tickle"
+
+
+def hold_rules(ports, seconds=HOLD_MAX_S):
+    """nft script dropping this node's outgoing FIN and RST from `ports` for at most `seconds` (set elements that
+    expire by themselves). Declared, deleted, made anew: a table left by an earlier run never doubles its rule."""
+    elements = ", ".join(f"{int(p)} timeout {int(seconds)}s" for p in ports)
+    return (f"table inet {HOLD_TABLE}\ndelete table inet {HOLD_TABLE}\n"
+            f"table inet {HOLD_TABLE} {{\n  set ports {{ type inet_service; flags timeout; }}\n"
+            f"  chain out {{ type filter hook output priority 0; tcp sport @ports tcp flags & (fin | rst) != 0 drop; }}\n}}\n"
+            f"add element inet {HOLD_TABLE} ports {{ {elements} }}\n")
+
+
+def _hold(vip, ports):
+    """Before a hung master is killed: its clients must not learn of the kill before the new master listens. They
+    reconnect once at once and then only every 2 s (mfsmount), so a reset they see while nothing listens costs
+    them ~2 s. Holds the closing FIN/RST (hold_rules) and notes the connections to the VIP, for _release.
+    Returns (held, note); held False only when nft is missing or refuses, which leaves the restart as it was."""
+    with open("/proc/net/tcp", encoding="ascii") as fh:
+        peers = [p for p in mfsha_mfs.vip_peers(fh.read(), vip) if p[2] in ports]
+    res = __salt__["cmd.run_all"](["nft", "-f", "-"], stdin=hold_rules(ports), python_shell=False,
+                                  ignore_retcode=True, timeout=5)
+    if res["retcode"]:
+        return False, f"no hold of the old connections: nft exit {res['retcode']}: {res['stderr'].strip()}"
+    return True, peers
+
+
+def _release(vip, ports, peers):
+    """After the new master listens: lift the hold, reset the old master's orphan sockets (ss -K: its FIN still
+    unanswered) and tickle the connections that were aborted at the kill (their RST was dropped), so every client
+    reconnects now (mfsha-tickle: an out-of-window ACK, answered with the client's numbers, then our RST).
+    Returns what it did, or why it could not."""
+    res = __salt__["cmd.run_all"](["nft", "delete", "table", "inet", HOLD_TABLE], python_shell=False,
+                                  ignore_retcode=True, timeout=5)
+    if res["retcode"]:  # it expires by itself within HOLD_MAX_S; the restart itself succeeded
+        log.warning("mfsha: lifting the nft hold failed: %s", res["stderr"].strip())
+        return f"lifting the hold failed (it expires within {HOLD_MAX_S} s): {res['stderr'].strip()}"
+    expr = " or ".join(f"sport = :{p}" for p in ports)
+    orphans = __salt__["cmd.run_all"](["ss", "-K", "-t", "-n", "state", "fin-wait-1", "state", "closing",
+                                       "state", "last-ack", f"( {expr} )"], python_shell=False,
+                                      ignore_retcode=True, timeout=5)
+    note = f"{max(len(orphans['stdout'].splitlines()) - 1, 0)} orphan socket(s) reset"
+    if orphans["retcode"]:
+        note = f"ss -K failed: {orphans['stderr'].strip()}"
+    if peers and os.access(TICKLE, os.X_OK):
+        with tempfile.TemporaryDirectory() as tmp:  # mfsha-tickle reads the peers files of DIR (root's)
+            mfsha_mfs.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"),
+                                    "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers))
+            res = __salt__["cmd.run_all"]([TICKLE, vip, tmp], python_shell=False, ignore_retcode=True, timeout=10)
+        note += f"; {len(peers)} connection(s) tickled" if res["retcode"] == 0 else \
+            f"; mfsha-tickle failed: {res['stderr'].strip()}"
+    return note
+
+
+def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_version=None, tail_checked=False,
+                   vip=None):
     """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
     (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
     protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve"}; raises when it does
@@ -302,10 +362,27 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
     what they hold and asks again with tail_checked) when DATA_PATH does not reach `expect_version` (the version
     the master last reported healthy: the beacon's last look), or when the storage was full (less free space than
     its reserve, which is given back first: mfsha.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with
-    tail_checked) and tail_checked is not set."""
+    tail_checked) and tail_checked is not set.
+
+    With `vip`, a master process that is still there (hung, stopped) is replaced under a hold: see _hold."""
     t0 = time.monotonic()
     cfg = cfg or f"{_check_args(None)['mountpoint']}/mfsmaster.cfg"
     was_running = __salt__["mfsmaster.running"](cfg)
+    held, peers = False, None
+    if vip and was_running:
+        with open(cfg, encoding="utf-8") as fh:
+            conf = mfsha_mfs.parse_cfg(fh.read())
+        ports = sorted({int(conf[k]) for k in ("MATOML_LISTEN_PORT", "MATOCS_LISTEN_PORT", "MATOCL_LISTEN_PORT")})
+        held, peers = _hold(vip, ports)
+    try:
+        out = _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_checked, t0)
+    finally:
+        hold = _release(vip, ports, peers) if held else peers  # what it did, or why there was no hold
+    out.update(was_running=was_running, hold=hold)
+    return out
+
+
+def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_checked, t0):
     stopped = grace > 0 and __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
     killed = __salt__["mfsmaster.kill"](cfg)  # no grace, or what a stop left behind (a stopped bgsaver)
     data_path = os.path.dirname(cfg)  # DATA_PATH is the mountpoint (mfsha_pillar)
@@ -329,8 +406,8 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
         time.sleep(0.1)
     if os.path.exists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
         os.unlink(was_full)
-    return {"was_running": was_running, "killed": bool(stopped or killed), "pid": started["pid"],
-            "serving_s": round(time.monotonic() - t0, 2), "released_reserve": released}
+    return {"killed": bool(stopped or killed), "pid": started["pid"], "serving_s": round(time.monotonic() - t0, 2),
+            "released_reserve": released}
 
 
 def keep_reserve(mountpoint, size_mb):

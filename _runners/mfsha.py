@@ -322,7 +322,7 @@ def _restart(c, node, expect=None, tail_checked=False):
     # master does not save anyway, and -a replays the changelogs (CHANGELOG_SAVE_MODE 2)
     ok, ret = _call([node], "mfsha.restart_master",
                     {"cfg": f"{c['storage']['mountpoint']}/mfsmaster.cfg", "timeout": f["serve_timeout"], "grace": 0,
-                     "expect_version": expect, "tail_checked": tail_checked},
+                     "expect_version": expect, "tail_checked": tail_checked, "vip": c["vip"]["address"]},
                     timeout=f["serve_timeout"] + 20)[node]
     return ok, ret
 
