@@ -305,7 +305,8 @@ def hold_rules(ports, seconds=HOLD_MAX_S):
     elements = ", ".join(f"{int(p)} timeout {int(seconds)}s" for p in ports)
     return (f"table inet {HOLD_TABLE}\ndelete table inet {HOLD_TABLE}\n"
             f"table inet {HOLD_TABLE} {{\n  set ports {{ type inet_service; flags timeout; }}\n"
-            f"  chain out {{ type filter hook output priority 0; tcp sport @ports tcp flags & (fin | rst) != 0 drop; }}\n}}\n"
+            f"  chain out {{ type filter hook output priority 0;\n"
+            f"    tcp sport @ports tcp flags & (fin | rst) != 0 drop; }}\n}}\n"
             f"add element inet {HOLD_TABLE} ports {{ {elements} }}\n")
 
 
@@ -313,7 +314,11 @@ def _hold(vip, ports):
     """Before a hung master is killed: its clients must not learn of the kill before the new master listens. They
     reconnect once at once and then only every 2 s (mfsmount), so a reset they see while nothing listens costs
     them ~2 s. Holds the closing FIN/RST (hold_rules) and notes the connections to the VIP, for _release.
-    Returns (held, note); held False only when nft is missing or refuses, which leaves the restart as it was."""
+    Returns (True, peers), or (False, why) when nft or ss is missing or nft refuses: the restart then goes on
+    as it was, unheld."""
+    missing = [tool for tool in ("nft", "ss") if not shutil.which(tool)]
+    if missing:
+        return False, f"no hold of the old connections: {' and '.join(missing)} not installed"
     with open("/proc/net/tcp", encoding="ascii") as fh:
         peers = [p for p in mfsha_mfs.vip_peers(fh.read(), vip) if p[2] in ports]
     res = __salt__["cmd.run_all"](["nft", "-f", "-"], stdin=hold_rules(ports), python_shell=False,
@@ -354,8 +359,8 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
                    vip=None):
     """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
     (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
-    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve"}; raises when it does
-    not serve in time.
+    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve", "hold"}; raises when
+    it does not serve in time.
 
     `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
     it is not run (the error starts with mfsha_mfs.MISSING; the runner compares with the metaloggers, fills in
