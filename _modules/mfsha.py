@@ -174,9 +174,9 @@ HB_STANDBY = "/usr/share/heartbeat/hb_standby"
 HB_TAKEOVER = "/usr/share/heartbeat/hb_takeover"
 
 
-def _quick(args, timeout=3):
+def _quick(args, timeout=3, stdin=None):
     return __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
-                                   timeout=timeout)
+                                   timeout=timeout, stdin=stdin)
 
 
 def heartbeat_state(peer=None, timeout=3):
@@ -219,7 +219,7 @@ def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
     read. Returns the number of peers."""
     with open(proc, encoding="ascii") as fh:
         peers = mfsha_mfs.vip_peers(fh.read(), vip)
-    text = "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers)
+    text = _peers_text(peers)
     path = os.path.join(mountpoint, PEERS_PREFIX + os.uname().nodename)  # heartbeat's node name is uname -n
     try:
         with open(path, encoding="ascii") as fh:
@@ -229,6 +229,11 @@ def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
         pass
     mfsha_mfs.write_durably(path, text)
     return len(peers)
+
+
+def _peers_text(peers):
+    """The peers file's lines ("ip port local_port"), as mfsha-tickle reads them."""
+    return "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers)
 
 
 def _check_args(cfg):
@@ -321,8 +326,7 @@ def _hold(vip, ports):
         return False, f"no hold of the old connections: {' and '.join(missing)} not installed"
     with open("/proc/net/tcp", encoding="ascii") as fh:
         peers = [p for p in mfsha_mfs.vip_peers(fh.read(), vip) if p[2] in ports]
-    res = __salt__["cmd.run_all"](["nft", "-f", "-"], stdin=hold_rules(ports), python_shell=False,
-                                  ignore_retcode=True, timeout=5)
+    res = _quick(["nft", "-f", "-"], 5, stdin=hold_rules(ports))
     if res["retcode"]:
         return False, f"no hold of the old connections: nft exit {res['retcode']}: {res['stderr'].strip()}"
     return True, peers
@@ -333,23 +337,20 @@ def _release(vip, ports, peers):
     unanswered) and tickle the connections that were aborted at the kill (their RST was dropped), so every client
     reconnects now (mfsha-tickle: an out-of-window ACK, answered with the client's numbers, then our RST).
     Returns what it did, or why it could not."""
-    res = __salt__["cmd.run_all"](["nft", "delete", "table", "inet", HOLD_TABLE], python_shell=False,
-                                  ignore_retcode=True, timeout=5)
+    res = _quick(["nft", "delete", "table", "inet", HOLD_TABLE], 5)
     if res["retcode"]:  # it expires by itself within HOLD_MAX_S; the restart itself succeeded
         log.warning("mfsha: lifting the nft hold failed: %s", res["stderr"].strip())
         return f"lifting the hold failed (it expires within {HOLD_MAX_S} s): {res['stderr'].strip()}"
     expr = " or ".join(f"sport = :{p}" for p in ports)
-    orphans = __salt__["cmd.run_all"](["ss", "-K", "-t", "-n", "state", "fin-wait-1", "state", "closing",
-                                       "state", "last-ack", f"( {expr} )"], python_shell=False,
-                                      ignore_retcode=True, timeout=5)
+    orphans = _quick(["ss", "-K", "-t", "-n", "state", "fin-wait-1", "state", "closing", "state", "last-ack",
+                      f"( {expr} )"], 5)
     note = f"{max(len(orphans['stdout'].splitlines()) - 1, 0)} orphan socket(s) reset"
     if orphans["retcode"]:
         note = f"ss -K failed: {orphans['stderr'].strip()}"
     if peers and os.access(TICKLE, os.X_OK):
         with tempfile.TemporaryDirectory() as tmp:  # mfsha-tickle reads the peers files of DIR (root's)
-            mfsha_mfs.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"),
-                                    "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers))
-            res = __salt__["cmd.run_all"]([TICKLE, vip, tmp], python_shell=False, ignore_retcode=True, timeout=10)
+            mfsha_mfs.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"), _peers_text(peers))
+            res = _quick([TICKLE, vip, tmp], 10)
         note += f"; {len(peers)} connection(s) tickled" if res["retcode"] == 0 else \
             f"; mfsha-tickle failed: {res['stderr'].strip()}"
     return note
