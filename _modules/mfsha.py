@@ -172,6 +172,7 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
 
 HB_STANDBY = "/usr/share/heartbeat/hb_standby"
 HB_TAKEOVER = "/usr/share/heartbeat/hb_takeover"
+HB_DAEMON = "/usr/libexec/heartbeat/heartbeat"  # `-s`: whether a heartbeat process is there, API or not
 
 
 def _quick(args, timeout=3, stdin=None):
@@ -496,6 +497,45 @@ def takeover(timeout=60):
             return {"how": how, "held_s": round(time.monotonic() - t0, 2)}
         if time.monotonic() - t0 > timeout:
             raise CommandExecutionError(f"mfsha: {how}: this node does not hold the resources after {timeout} s")
+
+
+def rejoin(timeout=60):
+    """Start heartbeat again on this node, which holds nothing, so that it joins its peer and can take over again.
+
+    The loop's answer to a heartbeat that is gone from a standby: stopped, crashed, or ended by heartbeat v1's own
+    "Emergency Shutdown" (30 s after its restart on meeting a peer it had declared dead, when its ping readers ignore
+    SIGTERM). A heartbeat process still shutting down is waited for, never raced. Returns {"started": True, "how",
+    "joined_s"} once this node sees the peer active, {"started": False, "why"} when the old process is still there
+    after `timeout` s; raises with the init script's stderr when the start fails, or when the peer is not seen."""
+    args = _check_args(None)
+    t0 = time.monotonic()
+    if has_address(args["vip"], args["interface"]) or is_mounted(args["mountpoint"]):
+        raise CommandExecutionError("mfsha: this node holds the VIP or the storage: heartbeat is not started beside "
+                                    "them (a human decides)")
+    how = "none: heartbeat runs"
+    hb = heartbeat_state(args["peer"])
+    while not hb["running"] and how != "service heartbeat start":
+        alive = _quick([HB_DAEMON, "-s"])  # a process (pid file) whose API does not answer: shutting down
+        if alive["retcode"] != 0:
+            res = __salt__["cmd.run_all"](["service", "heartbeat", "start"], python_shell=False, ignore_retcode=True,
+                                          timeout=60)
+            if res["retcode"] != 0:
+                raise CommandExecutionError(f"mfsha: service heartbeat start failed (exit {res['retcode']}): "
+                                            f"{(res['stderr'] or res['stdout']).strip()}")
+            how, t0 = "service heartbeat start", time.monotonic()  # the join gets its own `timeout`
+        elif time.monotonic() - t0 > timeout:
+            return {"started": False, "why": f"heartbeat is still shutting down after {timeout} s: "
+                                             f"{alive['stdout'].strip()}"}
+        else:
+            time.sleep(1)
+            hb = heartbeat_state(args["peer"])
+    while not hb["running"] or hb["peer"] != "active":
+        if time.monotonic() - t0 > timeout:
+            seen = f"{args['peer']} is {hb['peer'] or 'unknown'} to it" if hb["running"] else "it does not answer"
+            raise CommandExecutionError(f"mfsha: {how}: {seen} after {timeout} s")
+        time.sleep(1)
+        hb = heartbeat_state(args["peer"])
+    return {"started": True, "how": how, "joined_s": round(time.monotonic() - t0, 2)}
 
 
 BOOK = "mfsha-cluster.json"  # last word from the Salt master (maintenance, last failover), for status on a node

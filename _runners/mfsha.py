@@ -9,7 +9,8 @@ THE RULE (also in README, "The rule"), evaluated on a fresh look at both nodes, 
 act only for a master node of a cluster in the Salt master's pillar, with failover enabled, no maintenance and
 heartbeat not moving the resources. When exactly one node holds them: if its mfsmaster answers the protocol, do
 nothing, unless the VIP fails both from the passive node and from the Salt master (a firewall: the master answers
-only locally), which is a move. Otherwise restart mfsmaster in place (`-a`) if the node holds storage and VIP, its
+only locally), which is a move; and if the peer answers, holds nothing and runs no heartbeat, start heartbeat there
+(mfsha.rejoin), once per `cooldown`. Otherwise restart mfsmaster in place (`-a`) if the node holds storage and VIP, its
 heartbeat runs and fewer than `restart_budget` restarts happened in the last `cooldown` seconds; else (or when the
 restart does not serve within `serve_timeout`) hand every resource to the peer through heartbeat (hb_standby) if no
 move happened in the last `cooldown` seconds, both heartbeats run and the peer's DRBD disk may be promoted
@@ -239,9 +240,24 @@ def _nobody(c, facts, book, now, vip_serves):
                 reason=f"{head}: take them on {able[0]} through heartbeat")
 
 
+def _rejoin(c, facts, book, now, node, peer):
+    """THE RULE while NODE serves: a peer that answers, holds nothing and runs no heartbeat gets it started again
+    (else the next fault of NODE has nobody to move to), once per cooldown; None when there is nothing to do."""
+    p = facts[peer]
+    if not p.get("answered") or p["active"] or p["heartbeat"]["running"] or not facts[node]["heartbeat"]["running"]:
+        return None
+    out = {"action": "refuse", "node": peer, "peer": node}
+    head = f"heartbeat is not running on {peer}, which holds nothing, while {node} serves"
+    tried = [h for h in _recent(book, ("rejoin",), now, c["failover"]["cooldown"]) if h["node"] == peer]
+    if tried:
+        return dict(out, reason=f"{head}; flap guard: the loop started it {round(now - tried[-1]['time'])} s ago "
+                                f"(cooldown {c['failover']['cooldown']} s)")
+    return dict(out, action="rejoin", reason=f"{head}: start it there")
+
+
 def decide(c, facts, book, now, restart_failed=False, vip_serves=None):
-    """THE RULE (module docstring) -> {"action": none|restart|move|takeover|refuse|wait|suppress|ignore, "reason",
-    "node", "peer"}. `facts` are fresh node_state looks at both nodes; `book` the cluster's persistent record;
+    """THE RULE (module docstring) -> {"action": none|rejoin|restart|move|takeover|refuse|wait|suppress|ignore,
+    "reason", "node", "peer"}. `facts` are fresh node_state looks at both nodes; `book` the cluster's persistent record;
     `vip_serves` the Salt master's own probe of the VIP (None: not taken)."""
     f = c["failover"]
     out = {"action": "refuse", "reason": "", "node": None, "peer": None}
@@ -266,7 +282,8 @@ def decide(c, facts, book, now, restart_failed=False, vip_serves=None):
     why = []
     if _serves(a):
         if vip_serves is not False or facts[peer].get("vip_serves") is not False:
-            return dict(out, action="none", reason=f"{node} holds storage and VIP and mfsmaster answers")
+            return _rejoin(c, facts, book, now, node, peer) or dict(
+                out, action="none", reason=f"{node} holds storage and VIP and mfsmaster answers")
         why.append(f"mfsmaster on {node} answers there, but the VIP does not serve from {peer} nor from the Salt "
                    "master (firewall or network of the active node)")
     elif restart_failed:
@@ -410,6 +427,19 @@ def _take(c, node):
     return True, {"takeover": ret, "metadata_version": state["master"]["metadata_version"]}
 
 
+def _rejoin_heartbeat(name, c, book, d, tl, common):
+    """Start heartbeat on the standby (mfsha.rejoin); one still shutting down is left to finish (waiting)."""
+    ok, ret = _call([d["node"]], "mfsha.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
+    tl["rejoined"] = time.time()
+    if ok and not ret.get("started"):
+        return _result(name, "waiting", f"{d['reason']}; {ret['why']}", tl, detail=ret, **common)
+    _record(name, c, book, {"time": tl["decided"], "action": "rejoin", "node": d["node"], "result": ok,
+                            "duration_s": round(tl["rejoined"] - tl["detected"], 2), "reason": d["reason"]})
+    if ok:
+        return _result(name, "rejoined", d["reason"], tl, detail=ret, **common)
+    return _result(name, "failed", f"{d['reason']}; starting heartbeat on {d['node']} failed: {ret}", tl, **common)
+
+
 def _record(name, c, book, entry):
     book.setdefault("history", []).append(entry)
     if entry["action"] in ("restart", "move", "switchover", "takeover"):
@@ -435,7 +465,7 @@ def recover(minion=None, event=None):
     `minion` defaults to the event's sender id (data.id, set by the Salt master from the minion's authentication).
 
     Re-checks both nodes, applies THE RULE and acts; fires and returns {"result": healthy|ignored|suppressed|waiting|
-    refused|skipped|restarted|moved|taken_over|failed, "reason", "timeline", "decision", "cluster", "minion",
+    refused|skipped|rejoined|restarted|moved|taken_over|failed, "reason", "timeline", "decision", "cluster", "minion",
     "trigger"}."""
     event = event or {}
     data = event.get("data") or {}
@@ -472,6 +502,8 @@ def recover(minion=None, event=None):
                    "refuse": "refused"}
         if d["action"] in results:
             return _result(name, results[d["action"]], d["reason"], tl, **common)
+        if d["action"] == "rejoin":
+            return _rejoin_heartbeat(name, c, book, d, tl, common)
         # the sender's last healthy version binds only its own storage
         expect = expect if d.get("node") == minion else None
         if d["action"] == "restart":

@@ -25,8 +25,8 @@ from faultlib import FAULTS, run_fault  # noqa: E402
 from labhosts import LabError  # noqa: E402
 
 # the faults that may need the operator's metalogger recovery run last
-MATRIX = ("kill9", "sigstop", "host_death", "during_failover", "partition", "isolated_standby", "isolated_active",
-          "salt_master_down", "port_blocked", "cycles", "disk_full", "changelog_hole")
+MATRIX = ("kill9", "sigstop", "host_death", "during_failover", "partition", "heal_loses_heartbeat", "isolated_standby",
+          "isolated_active", "salt_master_down", "port_blocked", "cycles", "disk_full", "changelog_hole")
 
 
 def bad(rec):

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from faultlib import run_fault
+from faultlib import loop_history, run_fault
 
 pytestmark = pytest.mark.lab
 
@@ -30,6 +30,7 @@ def check(rec, lossless=True, recovered=True):
     assert rec["two_vips"] is False, "both nodes held the VIP at once"
     assert rec["samples"] > 10, "the watcher did not sample the fault window"
     assert rec["final_state"].startswith("serving"), rec["final_state"]
+    assert "not joined" not in rec["final_state"], rec["final_state"]
     if lossless:
         assert rec["bytes_lost"] == 0, rec
     if recovered:
@@ -63,6 +64,17 @@ def test_partition_never_two_primaries(loop):
     refused = "\n".join(loop.host(peer).syslog()[before[peer]:])
     assert "MFSGuard: refusing the resources" in refused, "the guard never ran on the isolated node"
     assert "Giving up resources due to failure of MFSGuard" in refused
+
+
+def test_heartbeat_lost_in_the_heal_is_started_again(loop):
+    """heartbeat v1 restarts on meeting a peer it had declared dead, and can end there ("Emergency Shutdown": its ping
+    readers missed the SIGTERM; seen in CI). The loop finds the standby without heartbeat beside a serving peer and
+    starts it again: both joined at the end (check)."""
+    rec = run_fault(loop, "heal_loses_heartbeat")
+    check(rec)
+    standby = loop.peer(rec["node"])
+    rejoins = [h for h in loop_history(loop) if h["action"] == "rejoin"]
+    assert [(h["node"], h["result"]) for h in rejoins] == [(standby, True)], loop_history(loop)
 
 
 def test_isolated_standby_never_takes_over(loop):

@@ -116,6 +116,31 @@ def test_peer_heartbeat_down_refuses_the_move(paris, looks):
     assert d["action"] == "refuse" and "heartbeat is not running on peer paris-mfs2" in d["reason"]
 
 
+def test_standby_without_heartbeat_is_rejoined_once_per_cooldown(paris, looks):
+    """heartbeat gone from the standby (stopped, crashed, or its emergency shutdown after a partition heals): the
+    serving node would have nobody to move to, so the loop starts it there; not twice within the cooldown."""
+    f = facts(looks, "active-serving", "passive-no-heartbeat")
+    d = decide(paris, f)
+    assert (d["action"], d["node"], d["peer"]) == ("rejoin", "paris-mfs2", "paris-mfs1")
+    assert d["reason"] == ("heartbeat is not running on paris-mfs2, which holds nothing, while paris-mfs1 serves: "
+                           "start it there")
+    tried = dict(entry("rejoin", 20), node="paris-mfs2")
+    d = decide(paris, f, book(tried))
+    assert d["action"] == "refuse" and "flap guard: the loop started it 20 s ago (cooldown 60 s)" in d["reason"]
+    assert decide(paris, f, book(dict(tried, time=NOW - 61)))["action"] == "rejoin"
+    assert decide(paris, f, book(entry("rejoin", 20)))["action"] == "rejoin"  # that one was the other node
+    assert decide(paris, f, book(maintenance=True))["action"] == "suppress"
+
+
+@pytest.mark.parametrize("active, passive", [
+    ("active-serving", "passive-uptodate"),  # both run heartbeat
+    ("active-no-heartbeat", "passive-no-heartbeat"),  # the holder's own heartbeat is gone: nobody to join
+    ("active-serving", None),  # the standby does not answer (host down)
+])
+def test_rejoin_only_beside_a_serving_holder_with_heartbeat(paris, looks, active, passive):
+    assert decide(paris, facts(looks, active, passive))["action"] != "rejoin"
+
+
 def test_no_heartbeat_on_the_active_node_neither_restarts_nor_moves(paris, looks):
     d = decide(paris, facts(looks, "active-no-heartbeat", "passive-uptodate"))
     assert d["action"] == "refuse"

@@ -162,6 +162,55 @@ def test_takeover_needs_heartbeat(node):
         mod.takeover()
 
 
+# ---- rejoin: heartbeat started again on a standby that lost it ----------------------------------------------------
+
+def test_rejoin_starts_heartbeat_and_waits_for_the_peer(node):
+    mod, fake = node
+    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n", state="idle")
+    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n")
+    fake.on("service heartbeat start", next_state="started")
+    fake.on("cl_status nodestatus mfs-a", stdout="dead\n", state="started", next_state="joined")
+    fake.on("cl_status nodestatus mfs-a", stdout="active\n", state="joined")
+    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="started")
+    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="joined")
+    res = mod.rejoin(timeout=10)
+    assert res["started"] and res["how"] == "service heartbeat start" and res["joined_s"] < 10
+    assert fake.calls.count("service heartbeat start") == 1
+    assert mod.rejoin(timeout=10)["how"] == "none: heartbeat runs"  # idempotent
+    assert fake.calls.count("service heartbeat start") == 1
+
+
+def test_rejoin_waits_for_a_heartbeat_still_shutting_down(node):
+    mod, fake = node
+    stopping = "heartbeat OK [pid 6119 et al] is running on mfs-b [mfs-b]..."
+    for state in ("idle", "gone"):
+        fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n", state=state)
+    fake.on("heartbeat -s", stdout=stopping + "\n", state="idle")
+    assert mod.rejoin(timeout=1) == {"started": False, "why": f"heartbeat is still shutting down after 1 s: {stopping}"}
+    assert "service heartbeat start" not in fake.calls
+    fake.on("heartbeat -s", stdout=stopping + "\n", state="idle", next_state="gone")  # then its emergency exit
+    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n", state="gone")
+    fake.on("service heartbeat start", state="gone", next_state="joined")
+    fake.on("cl_status nodestatus mfs-a", stdout="active\n", state="joined")
+    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="gone")
+    res = mod.rejoin(timeout=10)
+    assert res["started"] and res["how"] == "service heartbeat start"
+    assert fake.calls.count("service heartbeat start") == 1
+
+
+def test_rejoin_failure_carries_stderr_and_a_holder_is_refused(node):
+    mod, fake = node
+    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n")
+    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n")
+    fake.on("service heartbeat start", rc=1, stderr="Heartbeat failure [rc=6]. Failed.\n")
+    with pytest.raises(CommandExecutionError, match=r"service heartbeat start failed \(exit 1\): Heartbeat failure"):
+        mod.rejoin()
+    fake.set_state("held")
+    with pytest.raises(CommandExecutionError, match="holds the VIP or the storage"):
+        mod.rejoin()
+    assert fake.calls.count("service heartbeat start") == 1
+
+
 # ---- record_peers: the holder's VIP connections on the replicated storage ----------------------------------------
 
 PROC_NET_TCP = pathlib.Path(__file__).parent / "fixtures" / "net" / "proc_net_tcp-active"
