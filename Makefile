@@ -43,10 +43,11 @@ test-integration: setup
 bench: setup
 	ROUNDS=$${ROUNDS:-20} $(PY) tools/bench.py
 
-# Fault matrix on a private lab `faults` (tools/faults.py, test/integration/faultlib.py): one record per fault in
-# faults/report.json (RTO, bytes lost, two masters/primaries sampled throughout, final state); CYCLES=5 by default
+# Fault matrix on a private lab `faults` (tools/faults.py, test/integration/faultlib.py): each fault ROUNDS times
+# (3), one record per fault in faults/report.json (RTO median/max, bytes lost, two masters/primaries sampled
+# throughout, final state); CYCLES=5 back-to-back failovers
 faults: setup
-	$(PY) tools/faults.py --cycles $${CYCLES:-5}
+	$(PY) tools/faults.py --rounds $${ROUNDS:-3} --cycles $${CYCLES:-5}
 
 # The long variant: 50 back-to-back failover cycles, merged into faults/report.json
 soak: setup

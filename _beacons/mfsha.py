@@ -80,28 +80,32 @@ def validate(config):
 
 
 def checks(state):
-    """One look at the node -> {what: (bad, details[, sure])}; bad None means "not judged this time", sure True
-    that the fault is certain at once (no mfsmaster process, or a stopped one), so debounce does not apply.
+    """One look at the node -> {what: (bad, details[, sure])}; sure True means the fault is certain at once (no
+    mfsmaster process, or a stopped one), so debounce does not apply. bad None means "not looked at this time"
+    (the verdict and streak stand); a check left out is not this node's to judge (its verdict lapses: see Tracker).
 
-    master/storage/vip are judged only on the node that holds the storage or the VIP, and not while heartbeat moves
-    the resources (`transition`): a handover stops mfsmaster first, which is no fault. `service` (the VIP as a
-    client sees it) is judged only on the other node, under the same condition."""
+    master/storage/vip are judged on the node that holds the storage or the VIP, `service` (the VIP as a client sees
+    it, probed every PROBE_EVERY s) on the other node while its heartbeat runs. While heartbeat moves the resources
+    (`transition`) nothing is looked at: a handover stops mfsmaster first, which is no fault, and a move is part of
+    the outage a passive node is timing (a failed takeover is judged from the first bad look, not from the last
+    move)."""
     hb = state["heartbeat"]
     out = {"heartbeat": (not hb["running"], "heartbeat is not running" if not hb["running"] else
                          f"heartbeat running, resources {hb['resources']}")}
     moving = hb["resources"] == "transition"
-    judge = state["active"] and not moving
-    master = state.get("master") or {}
-    out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted",
-                     not master.get("process") or bool(master.get("stopped"))) if judge else (None, "")
-    out["storage"] = (not state["mounted"], "storage not mounted on the VIP holder" if not state["mounted"] else
-                      "storage mounted") if judge else (None, "")
-    out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else
-                  "VIP present") if judge else (None, "")
-    # the passive node's client view; not while heartbeat runs nowhere here or moves the resources
-    watch = not state["active"] and hb["running"] and not moving and state.get("vip_serves") is not None
-    out["service"] = (not state["vip_serves"], "the VIP does not serve (seen from this passive node)"
-                      if not state["vip_serves"] else "the VIP serves") if watch else (None, "")
+    if moving:
+        out.update({what: (None, "") for what in ("master", "storage", "vip", "service")})
+    elif state["active"]:
+        master = state.get("master") or {}
+        out["master"] = (not master.get("healthy"), master.get("detail") or "storage not mounted",
+                         not master.get("process") or bool(master.get("stopped")))
+        out["storage"] = (not state["mounted"], "storage not mounted on the VIP holder" if not state["mounted"] else
+                          "storage mounted")
+        out["vip"] = (not state["vip"], "VIP missing on the storage holder" if not state["vip"] else "VIP present")
+    elif hb["running"]:  # the passive node's client view
+        serves = state.get("vip_serves")
+        out["service"] = (None, "") if serves is None else \
+            (not serves, "the VIP serves" if serves else "the VIP does not serve (seen from this passive node)")
     drbd = state.get("drbd")
     if drbd is not None or state.get("drbd_error"):
         problems = [state["drbd_error"]] if state.get("drbd_error") else []
@@ -126,7 +130,12 @@ class Tracker:
         self.items = {}
 
     def update(self, results, now):
-        """results: {what: (bad, details[, sure])} -> list of events {what, state (down|up), since, details, repeat}."""
+        """results: {what: (bad, details[, sure])} -> list of events {what, state (down|up), since, details, repeat}.
+        A check missing from results is not this node's to judge any more (the node took or gave up the group, or
+        its heartbeat stopped): its state is forgotten, silently. Kept, a stale `down` would be announced again at once when
+        the check next fails, without its debounce or hold and with the old `since`."""
+        for what in set(self.items) - set(results):
+            del self.items[what]
         events = []
         for what, (bad, details, *sure) in sorted(results.items()):
             if bad is None:

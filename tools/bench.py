@@ -16,7 +16,6 @@ Writes bench/results.json ({type: {"runs", "median_s", "max_s", "bytes_lost"}}) 
 import argparse
 import json
 import os
-import statistics
 import struct
 import sys
 import time
@@ -26,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
 from failover_loop import loop_lab  # noqa: E402
-from faultlib import maintenance, run_fault  # noqa: E402  (inject, RTO, bytes lost: shared with tools/faults.py)
+from faultlib import maintenance, rto_summary, run_fault  # noqa: E402  (inject, RTO, bytes lost: shared with tools/faults.py)
 from labhosts import LabError  # noqa: E402
 
 FAULTS = ("kill9", "sigstop", "host_death", "heartbeat_only_host_death")
@@ -41,12 +40,6 @@ def round_(lab, kind, n):
     print(f"bench: {kind} round {n}: fault on {rec['node']}, RTO {rec['rto_s']} s, bytes lost {lost}, "
           f"now active {lab.active()}", flush=True)
     return rec["rto_s"], lost
-
-
-def summary(runs, lost):
-    ok = [r for r in runs if r is not None]
-    return {"runs": runs, "median_s": round(statistics.median(ok), 2) if ok else None,
-            "max_s": max(ok) if len(ok) == len(runs) and ok else None, "bytes_lost": lost}
 
 
 # ---- PNG without a plotting library -----------------------------------------------------------------------------
@@ -122,7 +115,7 @@ def main():
                 rto, b = round_(lab, kind, n)
                 runs.append(rto)
                 lost += b
-            results[kind] = summary(runs, lost)
+            results[kind] = dict(rto_summary(runs), bytes_lost=lost)
     finally:
         try:
             maintenance(lab, False)

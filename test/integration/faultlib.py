@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import threading
 import time
 
@@ -70,6 +71,13 @@ def loop_history(lab):
         return []
     with open(book_path(lab)) as f:
         return json.load(f).get("history", [])
+
+
+def loop_actions(lab, since):
+    """The loop's actions as report lines: what, on which node, its result, when it was decided (seconds after
+    SINCE, a time.time()) and its reason."""
+    return [f"{e['action']} {e.get('node')} {e['result']} at {e['time'] - since:.1f} s: {e['reason']}"
+            for e in loop_history(lab)]
 
 
 def signal_master(lab, node, sig):
@@ -404,7 +412,6 @@ def f_disk_full(lab, ctx):
     signal_master(lab, node, signal.SIGKILL)
     rto = wait_client(lab, ctx["t0"], ctx["limit"])
     ctx["observed"]["reserve_released"] = not os.path.exists(reserve)
-    ctx["observed"]["loop"] = [f"{e['action']} {e['result']}: {e['reason']}" for e in loop_history(lab)]
     if rto is None:
         ctx["notes"].append(f"not serving after {ctx['limit']} s while full; space freed")
         for undo in ctx["undo"]:
@@ -605,6 +612,7 @@ def f_cycles(lab, ctx):
             ctx["notes"].append(f"cycle {i}: client I/O or files not back")
             break
     ctx["notes"].append(f"cycle RTOs (s): {runs}")
+    ctx["observed"]["cycle_rtos"] = runs
     return None if None in runs or len(runs) < ctx["cycles"] else max(runs)
 
 
@@ -651,7 +659,7 @@ def run_fault(lab, name, limit=None, out=print, **opts):
     try:
         if name in PREPARE:
             PREPARE[name](lab, ctx)
-        ctx["t0"] = time.monotonic()
+        ctx["t0"], wall0 = time.monotonic(), time.time()
         rto = FAULTS[name](lab, ctx)
     finally:
         errors = []
@@ -664,6 +672,9 @@ def run_fault(lab, name, limit=None, out=print, **opts):
         if errors:
             raise LabError(f"{name}: undoing the fault failed: {errors}")
     state = final_state(lab)
+    if name != "cycles":  # a cycles run's switchovers are its notes
+        loop_idle(lab)  # the client (and final_state) can be back before the runner records what it did
+        ctx["observed"]["loop"] = loop_actions(lab, wall0)
     if ctx["observed"].get("operator_recovery"):
         state += " after operator recovery"
     manifest = dict(before, **(ctx["extra"] or {}))
@@ -684,3 +695,35 @@ def run_fault(lab, name, limit=None, out=print, **opts):
     out(f"faults: {label}: fault on {node}, RTO {rto} s, bytes lost {lost}, two masters {flags['two_masters']}, "
         f"two primaries {flags['two_primaries']}, two VIPs {flags['two_vips']}, {state}; {'; '.join(rec['notes'])}")
     return rec
+
+
+# ---- the report: repeated runs of one fault summed up (tools/faults.py, tools/bench.py) --------------------------
+
+def rto_summary(runs):
+    """Median over the runs that came back; max only when every run came back (a run that never did has no max)."""
+    ok = [r for r in runs if r is not None]
+    return {"runs": runs, "median_s": round(statistics.median(ok), 2) if ok else None,
+            "max_s": max(ok) if ok and len(ok) == len(runs) else None}
+
+
+def combine(recs):
+    """One report record for the runs of one fault (run_fault's records, in order). rto_s is the median RTO and
+    rto_max_s the max, over the runs, or over the cycles of a cycles run; bytes are summed; a flag is set when any run
+    set it (None, unknown, when none set it and one could not tell); final_state is the first that is not serving,
+    else the last run's. Each run's own record, trimmed, stays under "rounds"."""
+    runs = [t for r in recs for t in r["observed"].get("cycle_rtos", [r["rto_s"]])]
+    rto = rto_summary(runs)
+    lost = [r["bytes_lost"] for r in recs]
+
+    def flag(k):
+        vals = [r[k] for r in recs]
+        return True if True in vals else None if None in vals else False
+    bad = [r["final_state"] for r in recs if not r["final_state"].startswith("serving")]
+    return {"fault": recs[0]["fault"], "rto_s": rto["median_s"], "rto_max_s": rto["max_s"], "rto_runs": runs,
+            "bytes_lost": None if None in lost else sum(lost), "two_masters": flag("two_masters"),
+            "two_primaries": flag("two_primaries"), "two_vips": flag("two_vips"),
+            "final_state": (bad or [recs[-1]["final_state"]])[0], "runs": len(recs),
+            "files_bytes": sum(r["files_bytes"] for r in recs), "samples": sum(r["samples"] for r in recs),
+            "seconds": round(sum(r["seconds"] for r in recs), 1),
+            "rounds": [{k: r[k] for k in ("node", "rto_s", "bytes_lost", "final_state", "notes", "observed")}
+                       for r in recs]}

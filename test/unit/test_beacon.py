@@ -66,6 +66,28 @@ def test_not_judged_keeps_the_streak():
     assert [e["state"] for e in t.update(bad("master"), T0 + 2)] == ["down"]
 
 
+def test_a_check_no_longer_judged_here_starts_afresh():
+    """The passive node's `service` went down (a cut-off), then the node took the group (not judged while active),
+    then became passive again long after: a new failure waits for its hold and debounce, with a new since."""
+    t = beacon.Tracker(debounce=2, repeat=60, hold={"service": 30})
+    t.update(bad("service"), T0)
+    assert [e["state"] for e in t.update(bad("service"), T0 + 30)] == ["down"]
+    assert t.update(bad(good=["heartbeat"]), T0 + 31) == []  # active: service left out
+    assert t.update(bad(good=["service"]), T0 + 200) == []  # passive again, serving: a fresh "up" sends nothing
+    assert t.update(bad("service"), T0 + 205) == []  # fails again: no repeat of the stale down
+    assert t.update(bad("service"), T0 + 234) == []
+    assert [(e["state"], e["since"], e["repeat"]) for e in t.update(bad("service"), T0 + 235)] == \
+        [("down", T0 + 205, 0)]
+
+
+def test_a_move_keeps_the_streak_and_since():
+    """heartbeat moving the group (every check None) is part of the outage the passive node times."""
+    t = beacon.Tracker(debounce=2, repeat=60, hold={"service": 30})
+    t.update(bad("service"), T0)
+    assert all(t.update(bad(skip=["service"]), T0 + i) == [] for i in range(1, 20))
+    assert [(e["state"], e["since"]) for e in t.update(bad("service"), T0 + 30)] == [("down", T0)]
+
+
 def test_unresolved_fault_is_announced_again_every_repeat_seconds():
     t = beacon.Tracker(debounce=2, repeat=10)
     t.update(bad("master"), T0)
@@ -174,7 +196,7 @@ def test_passive_node_judges_only_heartbeat_and_drbd(tmp_path):
     assert not state["active"] and state["master"] is None
     assert state["blockers"] == []  # UpToDate; the Primary peer hands over first
     res = beacon.checks(state)
-    assert res["master"][0] is None and res["vip"][0] is None and res["storage"][0] is None
+    assert "master" not in res and "vip" not in res and "storage" not in res
     assert res["heartbeat"][0] is False and res["drbd"][0] is False
 
 
@@ -189,12 +211,13 @@ def test_passive_node_watches_the_vip_as_a_client(tmp_path):
     state = node.state(mounted=False)
     assert state["vip_serves"] is False
     assert beacon.checks(state)["service"] == (True, "the VIP does not serve (seen from this passive node)")
-    for rsc in ("transition", ""):  # heartbeat moving the resources, or not running: not judged
-        node.fake.on("cl_status rscstatus", stdout=rsc + "\n", rc=0 if rsc else 1)
-        assert beacon.checks(node.state(mounted=False))["service"][0] is None
+    node.fake.on("cl_status rscstatus", stdout="transition\n", rc=0)  # heartbeat moving: not looked at
+    assert beacon.checks(node.state(mounted=False))["service"] == (None, "")
+    node.fake.on("cl_status rscstatus", stdout="", rc=1)  # heartbeat not running: not this node's to judge
+    assert "service" not in beacon.checks(node.state(mounted=False))
     (tmp_path / "a").mkdir()
     active = Node(tmp_path / "a", master="mfsmaster-test__after-kill9")
-    assert active.state()["vip_serves"] is None and beacon.checks(active.state())["service"][0] is None
+    assert active.state()["vip_serves"] is None and "service" not in beacon.checks(active.state())
 
 
 def test_service_is_reported_only_after_it_failed_for_its_hold_time():
@@ -213,7 +236,7 @@ def test_service_is_reported_only_after_it_failed_for_its_hold_time():
 def test_heartbeat_moving_resources_is_not_judged(tmp_path):
     node = Node(tmp_path, rsc="transition", master="mfsmaster-test__stopped", port=1)
     res = beacon.checks(node.state())
-    assert res["master"][0] is None and res["vip"][0] is None
+    assert res["master"] == res["vip"] == res["storage"] == (None, "")
 
 
 def test_heartbeat_down_and_vip_without_storage(tmp_path):
