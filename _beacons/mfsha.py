@@ -132,8 +132,8 @@ class Tracker:
     def update(self, results, now):
         """results: {what: (bad, details[, sure])} -> list of events {what, state (down|up), since, details, repeat}.
         A check missing from results is not this node's to judge any more (the node took or gave up the group, or
-        its heartbeat stopped): its state is forgotten, silently. Kept, a stale `down` would be announced again at once when
-        the check next fails, without its debounce or hold and with the old `since`."""
+        its heartbeat stopped): its state is forgotten, silently. Kept, a stale `down` would be announced again at
+        once when the check next fails, without its debounce or hold and with the old `since`."""
         for what in set(self.items) - set(results):
             del self.items[what]
         events = []

@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
 from failover_loop import loop_lab  # noqa: E402
-from faultlib import maintenance, rto_summary, run_fault  # noqa: E402  (inject, RTO, bytes lost: shared with tools/faults.py)
+from faultlib import maintenance, rto_summary, run_fault  # noqa: E402  (shared with tools/faults.py)
 from labhosts import LabError  # noqa: E402
 
 FAULTS = ("kill9", "sigstop", "host_death", "heartbeat_only_host_death")
