@@ -10,8 +10,10 @@ nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, n
 reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long), and
 it probes only every PROBE_EVERY seconds.
 The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers) and keeps the
-storage's free-space reserve (mfsha.keep_reserve). Every event carries `last_version`, the metadata version this
-node's master last reported while healthy: the loop checks that DATA_PATH reaches it before it restarts.
+storage's free-space reserve (mfsha.keep_reserve). The node's own record (mfsha.keep_record: since when each check
+has been down, and `last_version`, the metadata version this node's master last reported while healthy) is what
+the loop acts on: it checks that DATA_PATH reaches last_version before it restarts. Events carry the same fields
+for people reading the bus; the loop never takes them from an event, which any minion can forge.
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -51,6 +53,7 @@ _TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads bea
 PROBE_EVERY = 5
 _PROBED = {}  # cluster -> time of the last client probe
 _SEEN = {}  # cluster -> metadata version of this node's master at its last healthy look
+_RECORDS = {}  # cluster -> the record last written by _keep_record
 
 
 def __virtual__():
@@ -172,6 +175,21 @@ def _holder_chores(cfg):
             log.warning("mfsha beacon: keeping %s in %s failed: %s", what, cfg["mountpoint"], exc)
 
 
+def _keep_record(cluster, tracker):
+    """This node's own word for the loop, which reads it back through mfsha.node_state (an event's copy of it can
+    be forged by any minion; this file is root's): since when each check has been down, and the metadata version
+    this node's master last reported healthy. Written only when it changes (a transition), never per tick."""
+    down = {what: it["since"] for what, it in sorted(tracker.items.items()) if it["state"] == "down"}
+    record = {"down": down, "last_version": _SEEN.get(cluster) if down else None}
+    if _RECORDS.get(cluster) == record:
+        return
+    try:
+        __salt__["mfsha.keep_record"](cluster, record)
+        _RECORDS[cluster] = record
+    except OSError as exc:
+        log.warning("mfsha beacon: writing this node's record for %s failed: %s", cluster, exc)
+
+
 def beacon(config):
     cfg = _config(config)
     now = time.time()
@@ -179,7 +197,7 @@ def beacon(config):
     state = __salt__["mfsha.node_state"](cluster=cfg["cluster"], vip=cfg["vip"], interface=cfg["interface"],
                                          port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
                                          resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"],
-                                         client=probe)
+                                         client=probe, record=False)
     if state.get("vip_serves") is not None:
         _PROBED[cfg["cluster"]] = now
     if state["vip"] and state["mounted"]:
@@ -193,8 +211,10 @@ def beacon(config):
     hold = {"service": cfg["service_after"]}
     if tracker is None or (tracker.debounce, tracker.repeat, tracker.hold) != (cfg["debounce"], cfg["repeat"], hold):
         tracker = _TRACKERS[cfg["cluster"]] = Tracker(cfg["debounce"], cfg["repeat"], hold)
+    events = tracker.update(checks(state), state["time"])
+    _keep_record(cfg["cluster"], tracker)  # before the events leave: the loop reads it when one arrives
     out = []
-    for ev in tracker.update(checks(state), state["time"]):
+    for ev in events:
         ev.update(tag=f"{ev['what']}/{ev['state']}", node=__opts__["id"], cluster=cfg["cluster"],
                   active=state["active"], heartbeat=state["heartbeat"]["resources"],
                   last_version=_SEEN.get(cfg["cluster"]))

@@ -12,11 +12,13 @@ import logging
 import time
 
 import mfsha_drbd  # from the synced _utils dir, on sys.path only while the loader imports this module
+import mfsha_redact
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-importlib.reload(mfsha_drbd)
+for _mod in (mfsha_drbd, mfsha_redact):
+    importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
 __virtualname__ = "drbd"
@@ -29,12 +31,18 @@ def __virtual__():
 
 
 def _call(cmd, stdin=None):
-    return __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, stdin=stdin)
+    # quiet: drbdadm's output can carry the shared secret (dump, a failed `net`/`connect` step), and Salt logs a
+    # command's output at its output_loglevel
+    return __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, stdin=stdin,
+                                   output_loglevel="quiet")
 
 
 def _fail(cmd, res, note=""):
+    """Raise the failure of `cmd` with its output, secrets masked: drbdadm reports a failed step as `Command
+    'drbdsetup ... --shared-secret=...' terminated with exit code N`."""
     detail = (res.get("stderr") or "").strip() or (res.get("stdout") or "").strip()
-    raise CommandExecutionError(f"{' '.join(cmd)} failed with exit code {res['retcode']}: {detail}{note}")
+    raise CommandExecutionError(mfsha_redact.text(
+        f"{' '.join(cmd)} failed with exit code {res['retcode']}: {detail}{note}"))
 
 
 def _run(cmd, stdin=None):

@@ -16,12 +16,13 @@ import time
 
 import yaml
 import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_files
 import mfsha_mfs
 import mfsha_pillar
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_drbd, mfsha_mfs, mfsha_pillar):
+for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_pillar):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
@@ -237,6 +238,37 @@ def _peers_text(peers):
     return "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers)
 
 
+RECORD_LIMIT = 65536  # bytes of a beacon record read back
+
+
+def _record_path(cluster):
+    if not isinstance(cluster, str) or not mfsha_pillar.NAME.match(cluster):
+        raise CommandExecutionError(f"mfsha: {cluster!r} is not a cluster name")
+    if not __opts__.get("cachedir"):
+        raise FileNotFoundError("no minion cachedir: no beacon record")
+    return os.path.join(__opts__["cachedir"], "mfsha", f"beacon-{cluster}.json")
+
+
+def keep_record(cluster, record):
+    """Write this node's beacon record of `cluster` (see the beacon's _keep_record) into the minion's cachedir,
+    root's and not on the storage, so neither a minion's event nor the mfs user can speak for this node."""
+    path = _record_path(cluster)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    mfsha_files.write_durably(path, json.dumps(dict(record, written=time.time())), mode=0o600)
+
+
+def read_record(cluster):
+    """This node's beacon record of `cluster`: {"down": {check: since}, "last_version", "written"}, {} when there is
+    none, or {"error": why} when it cannot be read (bounded, a regular file only)."""
+    try:
+        record = json.loads(mfsha_files.read_regular(_record_path(cluster), RECORD_LIMIT))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, CommandExecutionError) as exc:
+        return {"error": f"unreadable beacon record: {exc}"}
+    return record if isinstance(record, dict) else {"error": "the beacon record is not a JSON object"}
+
+
 def _check_args(cfg):
     """The few settings node_state needs, from this minion's validated settings (CLI and runner use)."""
     cfg = cfg or settings()
@@ -250,12 +282,12 @@ def _check_args(cfg):
 
 
 def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=None, storage="shared", resource="r0",
-               peer=None, timeout=0.5, client=True):
+               peer=None, timeout=0.5, client=True, record=True):
     """What this master node holds and how its services are, bounded by `timeout` for network probes.
 
     Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
     with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat_state(), "vip", "mounted",
-    "active" (holds VIP or storage), "vip_serves" (protocol probe of the VIP from a passive node, else None;
+    "active" (holds VIP or storage), "record" (read_record; record=False skips it), "vip_serves" (protocol probe of the VIP from a passive node, else None;
     client=False skips it), "master": mfsmaster.health() on the active node else None, "drbd": normalized status or
     None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
     `peer` is the peer's heartbeat node name, or {minion id: peer name} (one call serves both nodes)."""
@@ -269,6 +301,8 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
            "heartbeat": heartbeat_state(peer), "vip": has_address(vip, interface), "mounted": is_mounted(mountpoint),
            "master": None, "drbd": None, "blockers": None}
     out["active"] = out["vip"] or out["mounted"]
+    if record:  # the loop's view: this node's own beacon record (the beacon itself does not need it)
+        out["record"] = read_record(cluster)
     # a passive node watches the service as a client would: a master that answers only locally (a firewall) or
     # nobody holding the group (a failed start: heartbeat v1 gives up and never retries) shows only from outside
     out["vip_serves"] = None if out["active"] or not client else serves(vip, port, timeout=float(timeout))

@@ -38,11 +38,13 @@ import salt.fileclient
 import salt.pillar
 import yaml
 
+import mfsha_event
 import mfsha_mfs  # synced _utils (salt-run saltutil.sync_all on the master)
 import mfsha_pillar
+import mfsha_redact
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_mfs, mfsha_pillar):
+for _mod in (mfsha_event, mfsha_mfs, mfsha_pillar, mfsha_redact):
     importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
@@ -138,13 +140,52 @@ def _node_kwargs(c):
             "storage": st["type"], "resource": st["drbd"]["resource"], "peer": peers, "timeout": 1.0}
 
 
+# What THE RULE reads of a node_state answer: key -> accepted types (a different module version, or a broken one,
+# must read as "no usable answer", never crash the runner)
+SHAPE = {"active": (bool,), "vip": (bool,), "mounted": (bool,), "heartbeat": (dict,), "master": (dict, type(None)),
+         "drbd": (dict, type(None)), "blockers": (list, type(None)), "vip_serves": (bool, type(None)),
+         "record": (dict, type(None))}
+
+
+def malformed(state):
+    """Why a node_state answer cannot be used (missing or mistyped keys), or None."""
+    if not isinstance(state, dict):
+        return f"answer is a {type(state).__name__}, not node_state's mapping"
+    bad = [k for k, types in SHAPE.items() if not isinstance(state.get(k), types)]
+    hb = state.get("heartbeat") or {}
+    if not bad and not (isinstance(hb.get("running"), bool) and isinstance(hb.get("resources"), (str, type(None)))):
+        bad.append("heartbeat")
+    return f"malformed node_state answer (missing or mistyped: {', '.join(bad)})" if bad else None
+
+
 def _facts(c, nodes=None, client=True):
     """Fresh mfsha.node_state of the cluster's nodes, {id: state | {"answered": False, "error"}}; client=False skips
     the passive nodes' probe of the VIP."""
     nodes = nodes or [n["id"] for n in c["nodes"]]
     ret = _call(nodes, "mfsha.node_state", dict(_node_kwargs(c), client=client), timeout=8)
-    return {node: dict(r, answered=True) if ok and isinstance(r, dict) else {"answered": False, "error": r}
-            for node, (ok, r) in ret.items()}
+    out = {}
+    for node, (ok, r) in ret.items():
+        why = None if not ok else malformed(r)
+        out[node] = dict(r, answered=True) if ok and not why else {"answered": False, "error": why or r}
+    return out
+
+
+SERVICE_CHECKS = ("master", "storage", "vip", "service")  # the beacon checks that mean "clients are not served"
+
+
+def first_down(facts, now):
+    """When the service was first seen down, by the nodes' own beacon records (node_state's `record`), never by an
+    event: the earliest `since` of a service check a node reports down, at most `now`; `now` when none does."""
+    times = [t for f in facts.values() if f.get("answered")
+             for what, t in ((f.get("record") or {}).get("down") or {}).items()
+             if what in SERVICE_CHECKS and isinstance(t, (int, float)) and not isinstance(t, bool)]
+    return min(min(times), now) if times else now
+
+
+def own_last_version(facts, node):
+    """The metadata version NODE's master last reported healthy, from NODE's own beacon record (None: unknown)."""
+    version = ((facts.get(node) or {}).get("record") or {}).get("last_version")
+    return version if isinstance(version, int) and not isinstance(version, bool) and version > 0 else None
 
 
 def _serving(c):
@@ -452,6 +493,7 @@ def _record(name, c, book, entry):
 
 
 def _result(name, result, reason, timeline, **extra):
+    reason = mfsha_redact.text(reason)  # the one exit of every run's text: events, logs, the orchestration's output
     data = dict(extra, cluster=name, result=result, reason=reason, timeline=timeline)
     t0 = timeline.get("detected") or timeline.get("decided")
     data["durations_s"] = {k: round(v - t0, 2) for k, v in timeline.items() if v and t0}
@@ -461,93 +503,115 @@ def _result(name, result, reason, timeline, **extra):
 
 
 def recover(minion=None, event=None):
-    """The failover loop's action for one event (mfsha/orch/recover.sls). `event` is the reactor's {tag, data};
-    `minion` defaults to the event's sender id (data.id, set by the Salt master from the minion's authentication).
+    """The failover loop's action for one event (mfsha/orch/recover.sls). `event` is the reactor's JSON string of
+    {tag, data} (or such a dict); it is only a hint of which cluster to look at (mfsha_event.hint): `minion`, else
+    the event's id, names a master node, and its cluster is looked at afresh. Nothing else of the event is used:
+    when the service went down and the metadata version its master last reported come from the nodes' own beacon
+    records (node_state's `record`).
 
     Re-checks both nodes, applies THE RULE and acts; fires and returns {"result": healthy|ignored|suppressed|waiting|
     refused|skipped|rejoined|restarted|moved|taken_over|failed, "reason", "timeline", "decision", "cluster", "minion",
-    "trigger"}."""
-    event = event or {}
-    data = event.get("data") or {}
-    minion = minion or data.get("id")
-    # detected: the beacon's first bad look; started: this run (the gap is the reactor and orchestration)
-    tl = {"detected": data.get("since") or time.time(), "started": time.time()}
-    trigger = event.get("tag")
-    # the metadata version the sender's master last reported healthy: a restart must replay at least that far
-    expect = data.get("last_version") if isinstance(data.get("last_version"), int) else None
-    clusters = _clusters()
-    name = cluster_of(clusters, minion)
-    if name is None:
-        return _result(None, "ignored", f"{minion!r} is not a master node of any cluster in the pillar", tl,
-                       minion=minion, trigger=trigger)
-    c = clusters[name]
-    with _lock(name) as mine:
-        if not mine:
-            return _result(name, "skipped", "another recovery or switchover of this cluster is running", tl,
-                           minion=minion, trigger=trigger)
-        book = _book(name)
+    "trigger"}. Every run ends with its `mfsha/failover/<result>` event, also when something breaks."""
+    tl = {"started": time.time()}
+    hint = mfsha_event.hint(event, minion)
+    common = {"minion": hint["minion"], "trigger": hint["tag"]}
+    try:
+        clusters = _clusters()
+        name = cluster_of(clusters, hint["minion"])
+        if name is None:
+            why = "; ".join([f"{hint['minion']!r} is not a master node of any cluster in the pillar"] +
+                            hint["problems"])
+            return _result(None, "ignored", why, tl, **common)
+        with _lock(name) as mine:
+            if not mine:
+                return _result(name, "skipped", "another recovery or switchover of this cluster is running", tl,
+                               **common)
+            return _recover(name, clusters[name], tl, common)
+    except Exception as exc:  # noqa: BLE001 - the loop's result event is owed whatever broke
+        log.exception("mfsha: recover failed")
+        return _result(None, "failed", f"mfsha.recover failed: {type(exc).__name__}: {exc}", tl, **common)
+
+
+def _decide_settled(name, c, tl):
+    """A fresh look and THE RULE; when nobody holds the group, heartbeat gets its own retry first (settle_s from
+    the first down the nodes recorded), and the look is taken again until then. Returns (decision, facts)."""
+    book = _book(name)
+    facts, outside = _look(c)
+    tl["looked"] = time.time()
+    tl["detected"] = first_down(facts, tl["started"])
+    d = decide(c, facts, book, time.time(), vip_serves=outside)
+    end = tl["detected"] + settle_s(c)
+    while d["action"] == "takeover" and time.time() < end:
+        time.sleep(min(2.0, max(0.1, end - time.time())))
+        book = _book(name)  # an operator may switch maintenance on meanwhile
         facts, outside = _look(c)
-        tl["looked"] = time.time()
         d = decide(c, facts, book, time.time(), vip_serves=outside)
-        # nobody holds the group: give heartbeat its own retry first (settle_s), watching whether it recovers
-        end = tl["detected"] + settle_s(c)
-        while d["action"] == "takeover" and time.time() < end:
-            time.sleep(min(2.0, max(0.1, end - time.time())))
-            book = _book(name)  # an operator may switch maintenance on meanwhile
-            facts, outside = _look(c)
-            d = decide(c, facts, book, time.time(), vip_serves=outside)
-        tl["decided"] = time.time()
-        common = {"minion": minion, "trigger": trigger, "decision": d}
-        results = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting",
-                   "refuse": "refused"}
-        if d["action"] in results:
-            return _result(name, results[d["action"]], d["reason"], tl, **common)
-        if d["action"] == "rejoin":
-            return _rejoin_heartbeat(name, c, book, d, tl, common)
-        # the sender's last healthy version binds only its own storage
-        expect = expect if d.get("node") == minion else None
-        if d["action"] == "restart":
-            ok, ret = _restart(c, d["node"], expect)
-            if not ok and _lacks_changes(ret):
-                filled, why = _fill(c, d["node"], expect)
-                tl["filled"] = time.time()
-                if filled:
-                    d["reason"] += f"; {filled}"
-                    ok, ret = _restart(c, d["node"], expect, tail_checked=True)
-                else:
-                    ret = f"{ret}; {why}"
-            tl["restarted"] = time.time()
-            _record(name, c, book, {"time": tl["decided"], "action": "restart", "node": d["node"], "result": ok,
-                                    "duration_s": round(tl["restarted"] - tl["detected"], 2), "reason": d["reason"]})
-            if ok:
-                tl["serving"] = tl["restarted"]
-                return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
-            log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
-            if _lacks_changes(ret):  # the peer would replay the same storage: stay down
-                return _result(name, "failed", f"restart failed ({ret}); not moved: the peer would replay the same "
-                               "storage without those changes", tl, **common)
-            facts, outside = _look(c)
-            d = decide(c, facts, book, time.time(), restart_failed=True, vip_serves=outside)
-            common["decision"] = d
-            if d["action"] != "move":
-                return _result(name, "failed", f"restart failed ({ret}); {d['reason']}", tl, **common)
-        if d["action"] == "takeover":
-            ok, ret = _take(c, d["node"])
-            tl["taken"] = time.time()
-            if ok:
-                tl["serving"] = tl["taken"]
-            _record(name, c, book, {"time": tl["decided"], "action": "takeover", "node": d["node"], "result": ok,
-                                    "duration_s": round(tl["taken"] - tl["detected"], 2), "reason": d["reason"]})
-            return _result(name, "taken_over" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret,
-                           **common)
-        ok, ret = _move(c, d["node"], d["peer"], expect)
-        tl["moved"] = time.time()
+    tl["decided"] = time.time()
+    return d, facts
+
+
+def _recover(name, c, tl, common):
+    d, facts = _decide_settled(name, c, tl)
+    common = dict(common, decision=d)
+    results = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting",
+               "refuse": "refused"}
+    if d["action"] in results:
+        return _result(name, results[d["action"]], d["reason"], tl, **common)
+    book = _book(name)
+    if d["action"] == "rejoin":
+        return _rejoin_heartbeat(name, c, book, d, tl, common)
+    # the acting node's own record: the version its master last reported healthy (a restart must replay that far)
+    expect = own_last_version(facts, d["node"])
+    if d["action"] == "restart":
+        d = _restart_or_decide(name, c, book, d, tl, common, expect)
+        if "result" in d:
+            return d
+        common["decision"] = d
+    if d["action"] == "takeover":
+        ok, ret = _take(c, d["node"])
+        tl["taken"] = time.time()
         if ok:
-            tl["serving"] = tl["moved"]
-        _record(name, c, book, {"time": tl["decided"], "action": "move", "node": d["node"], "to": d["peer"],
-                                "result": ok, "duration_s": round(tl["moved"] - tl["detected"], 2),
-                                "reason": d["reason"]})
-        return _result(name, "moved" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret, **common)
+            tl["serving"] = tl["taken"]
+        _record(name, c, book, {"time": tl["decided"], "action": "takeover", "node": d["node"], "result": ok,
+                                "duration_s": round(tl["taken"] - tl["detected"], 2), "reason": d["reason"]})
+        return _result(name, "taken_over" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret, **common)
+    ok, ret = _move(c, d["node"], d["peer"], expect)
+    tl["moved"] = time.time()
+    if ok:
+        tl["serving"] = tl["moved"]
+    _record(name, c, book, {"time": tl["decided"], "action": "move", "node": d["node"], "to": d["peer"],
+                            "result": ok, "duration_s": round(tl["moved"] - tl["detected"], 2), "reason": d["reason"]})
+    return _result(name, "moved" if ok else "failed", d["reason"] if ok else ret, tl, detail=ret, **common)
+
+
+def _restart_or_decide(name, c, book, d, tl, common, expect):
+    """The in-place restart (with a fill from the metaloggers when DATA_PATH lacks changes). Returns the run's
+    result when it ends here, else the decision after a failed restart (a move)."""
+    ok, ret = _restart(c, d["node"], expect)
+    if not ok and _lacks_changes(ret):
+        filled, why = _fill(c, d["node"], expect)
+        tl["filled"] = time.time()
+        if filled:
+            d["reason"] += f"; {filled}"
+            ok, ret = _restart(c, d["node"], expect, tail_checked=True)
+        else:
+            ret = f"{ret}; {why}"
+    tl["restarted"] = time.time()
+    _record(name, c, book, {"time": tl["decided"], "action": "restart", "node": d["node"], "result": ok,
+                            "duration_s": round(tl["restarted"] - tl["detected"], 2), "reason": d["reason"]})
+    if ok:
+        tl["serving"] = tl["restarted"]
+        return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
+    log.warning("mfsha: restart on %s failed: %s", d["node"], ret)
+    if _lacks_changes(ret):  # the peer would replay the same storage: stay down
+        return _result(name, "failed", f"restart failed ({ret}); not moved: the peer would replay the same "
+                       "storage without those changes", tl, **common)
+    facts, outside = _look(c)
+    after = decide(c, facts, book, time.time(), restart_failed=True, vip_serves=outside)
+    if after["action"] != "move":
+        return _result(name, "failed", f"restart failed ({ret}); {after['reason']}", tl, **dict(common,
+                                                                                                decision=after))
+    return after
 
 
 # ---- operator commands ---------------------------------------------------------------------------------------------

@@ -74,6 +74,16 @@ def initialized(name, conf=None):
     return ret
 
 
+def adjusted(name, conf=None):
+    """The running resource `name` follows its configuration file (drbdadm adjust; run it onchanges of the file).
+    Through the drbd module, so a failure's output has the shared secret masked (a cmd.run state would show it)."""
+    ret = _ret(name)
+    _act(ret, f"adjust {name} to its configuration", __salt__["drbd.adjust"], name, conf=conf)
+    if ret["result"] and not __opts__["test"]:
+        ret["changes"] = {"adjusted": name}
+    return ret
+
+
 @_fails_with_stderr
 def up(name, conf=None):
     """Resource `name` is configured in the kernel (drbdadm up when it is not)."""

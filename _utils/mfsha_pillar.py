@@ -8,6 +8,8 @@ import fnmatch
 import ipaddress
 import re
 
+import mfsha_redact
+
 ROOT = "mfsha:clusters"
 # Anything that lands in a config file or on a command line: no spaces, quotes, newlines or shell metacharacters.
 TOKEN = re.compile(r"^[A-Za-z0-9_.,:=/@+%-]+$")
@@ -28,11 +30,17 @@ ROLES = ("chunkserver", "metalogger", "client")
 
 
 class PillarError(ValueError):
-    """An invalid pillar value; str() names the key path and the value."""
+    """An invalid pillar value; str() names the key path and the value, never a secret's: the value of a key that
+    looks like a secret (or a typo of one) is hidden (mfsha_redact), and so is `value` when it is HIDE."""
 
     def __init__(self, path, value, problem):
-        self.path, self.value, self.problem = path, value, problem
-        super().__init__(f"invalid pillar {path}: {value!r} {problem}")
+        self.path, self.problem = path, problem
+        secret = value is HIDE or mfsha_redact.looks_secret(path)
+        self.value = "<value not shown>" if value is HIDE else mfsha_redact.hidden(value) if secret else value
+        super().__init__(f"invalid pillar {path}: {self.value if secret else repr(value)} {problem}")
+
+
+HIDE = object()  # PillarError value of an unknown key: its value is not shown (`secrte:` is not known as a secret)
 
 
 def merge(base, over):
@@ -49,7 +57,7 @@ def merge(base, over):
 def _unknown_keys(path, given, defaults):
     for key, val in given.items():
         if key not in defaults:
-            raise PillarError(f"{path}:{key}", val, f"is not a known key (known: {', '.join(sorted(defaults))})")
+            raise PillarError(f"{path}:{key}", HIDE, f"is not a known key (known: {', '.join(sorted(defaults))})")
         if isinstance(defaults[key], dict) and key not in FREE_FORM:
             if not isinstance(val, dict):
                 raise PillarError(f"{path}:{key}", val, "must be a mapping")
@@ -75,10 +83,15 @@ def _bool(path, value):
 
 
 def _ip(path, value):
+    """An IPv4 address: the VIP's probes, the tickle of its TCP peers (/proc/net/tcp) and IPaddr2's gratuitous ARP
+    are IPv4 only, so an IPv6 address would deploy and then never fail over."""
     try:
-        return ipaddress.ip_address(str(value))
+        addr = ipaddress.ip_address(value if isinstance(value, str) else "")
     except ValueError:
-        raise PillarError(path, value, "is not an IP address") from None
+        raise PillarError(path, value, "is not an IPv4 address") from None
+    if addr.version != 4:
+        raise PillarError(path, value, "is IPv6: mfsha supports IPv4 addresses only")
+    return addr
 
 
 def _abspath(path, value):
@@ -90,11 +103,10 @@ def _abspath(path, value):
 def _secret(path, value):
     if not isinstance(value, str) or not value:
         raise PillarError(path, "", "is missing: set a random secret, e.g. `openssl rand -hex 16`")
-    shown = value[:2] + "***"  # never echo a secret in full
     if len(value) < 12 or any(p in value.lower() for p in PLACEHOLDERS):
-        raise PillarError(path, shown, "is a placeholder or shorter than 12 characters")
+        raise PillarError(path, value, "is a placeholder or shorter than 12 characters")
     if not re.match(r"^[A-Za-z0-9_.+/=-]+$", value):
-        raise PillarError(path, shown, "may only hold letters, digits and _.+/=-")
+        raise PillarError(path, value, "may only hold letters, digits and _.+/=-")
     return value
 
 
@@ -110,6 +122,8 @@ def _config_map(path, value):
     for key, val in value.items():
         if not CFG_KEY.match(str(key)):
             raise PillarError(f"{path}:{key}", val, "has a key that is not an UPPER_CASE config name")
+        if str(key).endswith("_PORT"):
+            _int(f"{path}:{key}", val, 1, 65535)
         _token(f"{path}:{key}", val)
     return value
 
@@ -120,14 +134,16 @@ def _nodes(path, cluster):
         raise PillarError(f"{path}:nodes", sorted(nodes) if isinstance(nodes, dict) else nodes,
                           "must name exactly two master nodes")
     out = []
-    for mid in sorted(nodes):
+    for mid in sorted(nodes, key=str):
         npath = f"{path}:nodes:{mid}"
         node = nodes[mid] or {}
-        if not NAME.match(str(mid)):
+        if not isinstance(mid, str) or not NAME.match(mid):
             raise PillarError(npath, mid, "is not a valid minion id")
+        if not isinstance(node, dict):
+            raise PillarError(npath, node, "must be a mapping with address (and hostname)")
         extra = set(node) - {"hostname", "address"}
         if extra:
-            raise PillarError(f"{npath}:{sorted(extra)[0]}", node[sorted(extra)[0]], "is not a known key (known: address, hostname)")
+            raise PillarError(f"{npath}:{sorted(extra)[0]}", HIDE, "is not a known key (known: address, hostname)")
         hostname = str(node.get("hostname") or mid)
         if not NAME.match(hostname):
             raise PillarError(f"{npath}:hostname", hostname, "is not a valid host name")
@@ -141,8 +157,7 @@ def _nodes(path, cluster):
 
 def _vip(path, vip, nodes):
     addr = _ip(f"{path}:vip:address", vip["address"])
-    maxlen = 32 if addr.version == 4 else 128
-    prefix = _int(f"{path}:vip:prefix", vip["prefix"], 1, maxlen)
+    prefix = _int(f"{path}:vip:prefix", vip["prefix"], 1, 32)
     net = ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
     for node in nodes:
         if str(addr) == node["address"]:
@@ -293,7 +308,7 @@ def validate(pillar_mfsha, defaults):
     extra = set(pillar_mfsha) - {"clusters"}
     if extra:
         key = sorted(extra)[0]
-        raise PillarError(f"mfsha:{key}", pillar_mfsha[key], "is not a known key (known: clusters)")
+        raise PillarError(f"mfsha:{key}", HIDE, "is not a known key (known: clusters)")
     clusters = {name: validate_cluster(name, c, defaults["cluster"]) for name, c in sorted(pillar_mfsha["clusters"].items())}
     seen = {}
     for name, c in clusters.items():  # a master node or an address serves one cluster only

@@ -37,8 +37,9 @@ mfsha-storage-drbd-resource-{{ d.resource }}:
     - mode: "0600"        # holds the shared secret
     - show_changes: False
     - makedirs: True
-    # the real parser must accept it before it replaces the live file (salt appends the temp file)
-    - check_cmd: drbdadm dump {{ d.resource }} -c
+    # the real parser must accept it before it replaces the live file (salt appends the temp file); its dump
+    # holds the shared secret, which must not reach the state output or a log
+    - check_cmd: drbdadm dump {{ d.resource }} >/dev/null -c
     - require:
       - pkg: mfsha-storage-drbd-packages
       - file: mfsha-storage-drbd-fence-peer-handler
@@ -56,8 +57,8 @@ mfsha-storage-drbd-{{ d.resource }}-up:
       - drbd: mfsha-storage-drbd-{{ d.resource }}-metadata-created
 
 mfsha-storage-drbd-{{ d.resource }}-adjusted:
-  cmd.run:
-    - name: drbdadm adjust {{ d.resource }}
+  drbd.adjusted:
+    - name: {{ d.resource }}
     - onchanges:
       - file: mfsha-storage-drbd-resource-{{ d.resource }}
     - require:

@@ -1,8 +1,7 @@
-{#- mfsha failover: one beacon event -> salt-run mfsha.recover, which re-checks both nodes (mfsha.node_state) and
-    never trusts the event; what it does is THE RULE, written down once in _runners/mfsha.py and README "The rule". #}
-{%- set event = pillar.get("mfsha_event", {}) %}
+{#- mfsha failover: one beacon event -> salt-run mfsha.recover, which looks at both nodes itself (mfsha.node_state)
+    and takes the event as a hint only (which cluster to look at); what it does is THE RULE, written down once in
+    _runners/mfsha.py and README "The rule". The event stays one JSON-encoded string (see reactor/health.sls). #}
 mfsha-recover:
   salt.runner:
     - name: mfsha.recover
-    - minion: {{ event.get("data", {}).get("id", "") | json }}
-    - event: {{ event | json }}
+    - event: {{ pillar.get("mfsha_event", "") | string | json }}

@@ -1,6 +1,7 @@
 """The failover loop's sls, rendered by real Salt: the beacon config on master nodes (monitoring.sls), the reactor
 config for the Salt master (reactor.sls), the thin reactor (reactor/health.sls) and the orchestration."""
 import copy
+import json
 
 import yaml
 
@@ -46,26 +47,56 @@ def test_reactor_config_routes_down_events_to_the_thin_reactor(formula):
     assert conf == {"reactor": [{"salt/beacon/*/mfsha/*/down": ["salt://mfsha/reactor/health.sls"]}]}
 
 
-def test_reactor_hands_the_event_to_the_orchestration(formula):
-    out = formula.use("saltmaster", "example").mod.slsutil.renderer(
-        path="salt://mfsha/reactor/health.sls", tag=TAG, data=BEACON_EVENT)
-    (sid, body), = out.items()
-    assert sid == "mfsha-recover-paris-mfs1"
-    (fun, args), = body.items()
+INJECTION = 'x:\n  test.nop: []\npwn:\n  local.cmd.run:\n    - tgt: "*"\n    - arg: ["touch /tmp/pwned"]\nmfsha-recover-y'
+HOSTILE_IDS = [INJECTION, "a'b", 'a"b', "a\\nb", "a\nb\r\nc", "{{ 7*7 }}", "{% raw %}", "{# x #}", "&anchor *alias",
+               "!!python/object/apply:os.system ['touch /tmp/pwned']", "- [a, b]", "key: value", "]}{[", "\x00\x07",
+               "\u2028\u2029\ufeff", "\U0001f600 emoji", "\\", "\t", "#", "%", "@", "`id`", "$(id)",
+               "x" * 65536, "\n" * 2000 + "pwn: [1]"]
+
+
+def reactor_render(formula, data, tag=TAG):
+    return formula.mod.slsutil.renderer(path="salt://mfsha/reactor/health.sls", tag=tag, data=data)
+
+
+def only_state(out):
+    """The one state of a rendered reactor: always mfsha-recover, a runner.state.orchestrate of mfsha.orch.recover
+    whose whole pillar is one string, the event as JSON."""
+    assert list(out) == ["mfsha-recover"], list(out)[:5]
+    (fun, args), = out["mfsha-recover"].items()
     assert fun == "runner.state.orchestrate"
     mods, pillar = args[0]["args"]
     assert mods == {"mods": "mfsha.orch.recover"}
-    assert pillar == {"pillar": {"mfsha_event": {"tag": TAG, "data": BEACON_EVENT}}}
+    assert list(pillar) == ["pillar"] and list(pillar["pillar"]) == ["mfsha_event"]
+    event = pillar["pillar"]["mfsha_event"]
+    assert isinstance(event, str)
+    return json.loads(event)
 
 
-def test_orchestration_calls_the_runner_with_the_sender(formula, tmp_path):
-    f = formula.use("saltmaster", dict({"mfsha_event": {"tag": TAG, "data": BEACON_EVENT}}, **_example()))
-    out = f.mod.slsutil.renderer(path="salt://mfsha/orch/recover.sls")
-    (fun, args), = out["mfsha-recover"].items()
-    assert fun == "salt.runner"
-    kw = {k: v for d in args for k, v in d.items()}
-    assert kw["name"] == "mfsha.recover" and kw["minion"] == "paris-mfs1"
-    assert kw["event"] == {"tag": TAG, "data": BEACON_EVENT}
+def test_reactor_hands_the_event_on_as_one_json_string(formula):
+    formula.use("saltmaster", "example")
+    assert only_state(reactor_render(formula, BEACON_EVENT)) == {"tag": TAG, "data": BEACON_EVENT}
+
+
+def test_a_hostile_event_renders_one_state_carrying_it_as_data(formula):
+    """Issue 21's injection and a corpus of quotes, newlines, YAML/Jinja syntax and a 64 KiB id, in the id, in
+    other fields, in a key and in the tag: always the one state, with the event as data."""
+    formula.use("saltmaster", "example")
+    for bad in HOSTILE_IDS:
+        data = dict(BEACON_EVENT, id=bad, details=bad, since=bad, **{"x: y": bad})
+        tag = f"salt/beacon/{bad[:80]}/mfsha/master/down"
+        assert only_state(reactor_render(formula, data, tag=tag)) == {"tag": tag, "data": data}, bad[:80]
+
+
+def test_orchestration_calls_the_runner_with_the_event_string_only(formula, tmp_path):
+    for data in (BEACON_EVENT, dict(BEACON_EVENT, id=INJECTION)):
+        event = json.dumps({"tag": TAG, "data": data})
+        f = formula.use("saltmaster", dict({"mfsha_event": event}, **_example()))
+        out = f.mod.slsutil.renderer(path="salt://mfsha/orch/recover.sls")
+        assert list(out) == ["mfsha-recover"]
+        (fun, args), = out["mfsha-recover"].items()
+        assert fun == "salt.runner"
+        kw = {k: v for d in args for k, v in d.items()}
+        assert kw == {"name": "mfsha.recover", "event": event}
 
 
 def _example():

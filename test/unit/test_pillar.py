@@ -68,7 +68,7 @@ def test_settings_pick_the_minions_cluster_and_roles():
      f"invalid pillar {P}:nodes: ['paris-mfs1'] must name exactly two master nodes"),
     ({"paris:preferred": "paris-mfs9"},
      f"invalid pillar {P}:preferred: 'paris-mfs9' is not one of the nodes (paris-mfs1, paris-mfs2)"),
-    ({"paris:vip:address": "10.20.0.300"}, f"invalid pillar {P}:vip:address: '10.20.0.300' is not an IP address"),
+    ({"paris:vip:address": "10.20.0.300"}, f"invalid pillar {P}:vip:address: '10.20.0.300' is not an IPv4 address"),
     ({"paris:vip:address": "10.21.0.10"},
      f"invalid pillar {P}:vip:address: '10.21.0.10/24' is outside the subnet of node paris-mfs1 (10.20.0.11)"),
     ({"paris:nodes:paris-mfs2:address": "10.20.0.11"},
@@ -81,9 +81,9 @@ def test_settings_pick_the_minions_cluster_and_roles():
     ({"paris:storage:drbd:secret": DELETE},
      f"invalid pillar {P}:storage:drbd:secret: '' is missing: set a random secret, e.g. `openssl rand -hex 16`"),
     ({"paris:heartbeat:auth_key": "CHANGE-ME-please"},
-     f"invalid pillar {P}:heartbeat:auth_key: 'CH***' is a placeholder or shorter than 12 characters"),
+     f"invalid pillar {P}:heartbeat:auth_key: <hidden: 16 characters> is a placeholder or shorter than 12 characters"),
     ({"paris:heartbeat:auth_key": "short"},
-     f"invalid pillar {P}:heartbeat:auth_key: 'sh***' is a placeholder or shorter than 12 characters"),
+     f"invalid pillar {P}:heartbeat:auth_key: <hidden: 5 characters> is a placeholder or shorter than 12 characters"),
     ({"paris:vip:interface": "eth0; rm -rf /"},
      f"invalid pillar {P}:vip:interface: 'eth0; rm -rf /' must be a plain value (no spaces, quotes, newlines or "
      "shell metacharacters)"),
@@ -100,7 +100,7 @@ def test_settings_pick_the_minions_cluster_and_roles():
      f"invalid pillar {P}:master:exports:0:options: 'rw\\n* / rw' must be a plain value (no spaces, quotes, "
      "newlines or shell metacharacters)"),
     ({"paris:heartbeat:deadtim": 10},
-     f"invalid pillar {P}:heartbeat:deadtim: 10 is not a known key (known: auth_key, auto_failback, deadtime, "
+     f"invalid pillar {P}:heartbeat:deadtim: <value not shown> is not a known key (known: auth_key, auto_failback, deadtime, "
      "initdead, join_timeout, keepalive, ping_nodes, udpport, warntime)"),
     ({"paris:master:config:DATA_PATH": "/var/lib/mfs"},
      f"invalid pillar {P}:master:config:DATA_PATH: '/var/lib/mfs' is set by the formula from storage:mountpoint"),
@@ -121,7 +121,7 @@ def test_settings_pick_the_minions_cluster_and_roles():
      f"invalid pillar {P}:heartbeat:deadtime: 4 must be at least 5 with ping_nodes: a cut-off holder needs ~3 s to "
      "let go before its peer takes over"),
     ({"paris:heartbeat:ping_nodes": ["gw; reboot"]},
-     f"invalid pillar {P}:heartbeat:ping_nodes:0: 'gw; reboot' is not an IP address"),
+     f"invalid pillar {P}:heartbeat:ping_nodes:0: 'gw; reboot' is not an IPv4 address"),
 ], ids=["three-nodes", "one-node", "unknown-preferred", "vip-not-ip", "vip-outside-subnet", "duplicate-node-address",
         "vip-duplicates-node", "unknown-storage-type", "reserve-not-int", "missing-secret", "placeholder-secret", "short-secret",
         "shell-metachar-interface", "newline-in-config", "shell-metachar-disk", "backtick-client-option",
@@ -143,6 +143,36 @@ def test_no_clusters_at_all():
     assert error_of({}) == "invalid pillar mfsha:clusters: None must map at least one cluster name to its settings"
 
 
-def test_secret_is_never_echoed_in_full():
+def test_secret_is_never_echoed():
     msg = error_of(example(**{"paris:storage:drbd:secret": "password-9f8e7d6c5b"}))
-    assert "password-9f8e7d6c5b" not in msg and "storage:drbd:secret: 'pa***'" in msg
+    assert "passw" not in msg and "9f8e" not in msg and "storage:drbd:secret: <hidden: 19 characters>" in msg
+
+
+@pytest.mark.parametrize("path", ["paris:storage:drbd:secrte", "paris:heartbeat:authkey", "paris:heartbeat:auth_kye",
+                                  "paris:vip:password", "paris:heartbeat:deadtim"])
+def test_the_value_of_an_unknown_key_is_never_echoed(path):
+    """A typo'd secret key is not known to be a secret: no unknown key's value is shown at all."""
+    msg = error_of(example(**{path: "Zq8vN3xKp2LmT7wR-typo"}))
+    assert "Zq8v" not in msg and "typo" not in msg and "is not a known key" in msg, msg
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"paris:nodes:paris-mfs2": ["10.20.0.12"]},
+     f"invalid pillar {P}:nodes:paris-mfs2: ['10.20.0.12'] must be a mapping with address (and hostname)"),
+    ({"paris:nodes:paris-mfs2": "10.20.0.12"},
+     f"invalid pillar {P}:nodes:paris-mfs2: '10.20.0.12' must be a mapping with address (and hostname)"),
+    ({"paris:vip:address": "fd00::10"}, f"invalid pillar {P}:vip:address: 'fd00::10' is IPv6: mfsha supports IPv4 "
+                                        "addresses only"),
+    ({"paris:nodes:paris-mfs1:address": "fd00::11"},
+     f"invalid pillar {P}:nodes:paris-mfs1:address: 'fd00::11' is IPv6: mfsha supports IPv4 addresses only"),
+    ({"paris:vip:address": 168427530}, f"invalid pillar {P}:vip:address: 168427530 is not an IPv4 address"),
+    ({"paris:master:config:MATOCS_LISTEN_PORT": "9420x"},
+     f"invalid pillar {P}:master:config:MATOCS_LISTEN_PORT: '9420x' must be an integer from 1 to 65535"),
+    ({"paris:master:config:MATOCL_LISTEN_PORT": 70000},
+     f"invalid pillar {P}:master:config:MATOCL_LISTEN_PORT: 70000 must be an integer from 1 to 65535"),
+    ({"paris:chunkservers:config:MASTER_PORT": "x"},
+     f"invalid pillar {P}:chunkservers:config:MASTER_PORT: 'x' must be an integer from 1 to 65535"),
+], ids=["node-is-a-list", "node-is-a-string", "ipv6-vip", "ipv6-node", "vip-not-a-string", "port-not-int",
+        "port-out-of-range", "client-port-not-int"])
+def test_malformed_values_get_a_clear_error(changes, message):
+    assert error_of(example(**changes)) == message
