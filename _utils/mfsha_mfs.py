@@ -368,6 +368,8 @@ def master_info(host, port, timeout=1.0):
         if cmd != MATOCL_INFO or length > 65536:
             raise ProbeError("answer", "unexpected reply type {} length {}".format(cmd, length))
         info = decode_info(_recv(sock, length, deadline))
+    except ValueError as exc:  # a short or garbled reply: whatever answers there is no master
+        raise ProbeError("answer", str(exc)) from None
     except socket.timeout:
         raise ProbeError("answer", "no answer within {:.2f} s (TCP accepted: hung master?)".format(timeout)) from None
     except OSError as exc:

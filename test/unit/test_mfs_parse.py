@@ -209,13 +209,16 @@ class Server:
     """A real TCP endpoint on loopback: mode "answer" replays INFO after reading a request, "hang" listens
     but never accepts or answers (like a SIGSTOPped master: the kernel completes the handshake)."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, reply=INFO):
+        self.reply = reply
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.requests = []
-        if mode == "answer":
+        if mode in ("answer", "short"):
+            # "short": a MATOCL_INFO header announcing 3 bytes, and those 3 bytes of the real answer
+            self.reply = reply if mode == "answer" else struct.pack(">LL", 511, 3) + INFO[8:11]
             threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -226,7 +229,7 @@ class Server:
                 return
             with conn:
                 self.requests.append(conn.recv(8))
-                conn.sendall(INFO)
+                conn.sendall(self.reply)
 
     def close(self):
         self.sock.close()
@@ -245,6 +248,14 @@ def test_probe_answer(server):
     assert ok and 0 < latency < 2
     assert detail == "mfsmaster 3.0.117 LEADER metadata version 1417"
     assert server.requests == [struct.pack(">LL", 510, 0)]  # what mfscli sends
+
+
+@pytest.mark.parametrize("server", ["short"], indirect=True)
+def test_probe_short_reply_is_no_master(server):
+    """A reply too short for MATOCL_INFO (a wrong service on the port, a hostile one) is a failed probe, not a
+    ValueError out of probe()."""
+    ok, _, detail = m.probe("127.0.0.1", server.port, timeout=2)
+    assert not ok and detail == "answer: MATOCL_INFO too short (3 bytes)"
 
 
 @pytest.mark.parametrize("server", ["hang"], indirect=True)
