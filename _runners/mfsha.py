@@ -5,7 +5,8 @@
   salt-run mfsha.maintenance <cluster> on|off   the loop only reports while on (persisted in the master's cachedir)
   salt-run mfsha.recover minion=<id>            what mfsha/orch/recover.sls runs for a beacon event
 
-THE RULE (also in README, "The rule"), evaluated on a fresh look at both nodes, never on the event:
+THE RULE (also in README, "The rule"), evaluated on a fresh look at both nodes, never on the event (an event is
+only a hint of which cluster to look at: any minion can forge one, see mfsha_event):
 act only for a master node of a cluster in the Salt master's pillar, with failover enabled, no maintenance and
 heartbeat not moving the resources. When exactly one node holds them: if its mfsmaster answers the protocol, do
 nothing, unless the VIP fails both from the passive node and from the Salt master (a firewall: the master answers
@@ -16,11 +17,12 @@ restart does not serve within `serve_timeout`) hand every resource to the peer t
 move happened in the last `cooldown` seconds, both heartbeats run and the peer's DRBD disk may be promoted
 (promotion_blockers). When no node holds them and the VIP does not serve (a failed start: heartbeat v1 gives the
 group up and never retries), and that has lasted past heartbeat's own retry (settle_s: 45 s + 2 x deadtime from the
-first bad look), take them through heartbeat on a node whose heartbeat runs and whose disk may be promoted, the
-preferred node first, once per `cooldown`. Never restart or move from a DATA_PATH that lacks changes the master
-acknowledged: a changelog hole that stops the restart, or a tail short of the version the sender's master last
-reported healthy (the event's last_version; a full disk) is filled once from the metaloggers' copy of the change
-stream (the one that holds every missing change) and the step run again; if none holds them, stay down. A storage
+first bad look the nodes recorded), take them through heartbeat on a node whose heartbeat runs and whose disk may be
+promoted, the preferred node first, once per `cooldown`. Never restart or move from a DATA_PATH that lacks changes the
+master acknowledged: a changelog hole that stops the restart, or a tail short of the version the node's master last
+reported healthy (last_version, from the node's own beacon record; a full disk) is filled once from the metaloggers'
+copy of the change stream (the one that holds every missing change) and the step run again; if none holds them,
+stay down. A storage
 with less free space than its reserve (storage:reserve_mb) gets the reserve back before the restart.
 Anything else is refused with the reason. Each run fires `mfsha/failover/<result>` with its reason and timeline.
 """
