@@ -2,13 +2,29 @@
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup demo test test-unit test-render test-lab test-vm test-integration bench faults soak lab-up lab-down lab-status clean
+.PHONY: setup demo test test-standalone test-unit test-render test-lab test-vm test-integration bench plot faults soak \
+	lab-up lab-down lab-status clean
 setup:
 	@bash tools/setup.sh
 
-# fast tiers first (pytest.ini testpaths): unit, render, then the lab, its integration tests and the DRBD VMs
-test: setup
-	$(PYTEST)
+# The clean-clone check first, then the tiers (pytest.ini testpaths): unit, render, the lab, its integration tests
+# and the DRBD VMs. When the checkout has no change against HEAD the clone has just run unit and render on the same
+# files, so they are not run twice.
+test: setup test-standalone
+	@if [ -z "$$(git status --porcelain)" ]; then \
+	  echo "make test: no change against HEAD: unit and render passed in the clone; the lab tiers follow"; \
+	  $(PYTEST) test/lab test/integration; \
+	else $(PYTEST); fi
+
+# The repository stands alone: the committed HEAD, cloned into an empty temporary directory with nothing beside it,
+# passes the unit and render tiers (with this checkout's venv). The directory goes away whatever happens.
+test-standalone: setup
+	@tmp=$$(mktemp -d /tmp/mfsha-standalone.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+	echo "test-standalone: HEAD $$(git rev-parse --short HEAD) cloned into $$tmp/mfsha" && \
+	git clone -q "$(CURDIR)" "$$tmp/mfsha" && ln -s "$$(readlink -f .venv)" "$$tmp/mfsha/.venv" && \
+	cd "$$tmp/mfsha" && .venv/bin/python -m pytest -q test/unit test/render || \
+	{ echo "test-standalone: FAILED in a clean clone of HEAD: does a test need a file git does not track?" >&2; \
+	  exit 1; }
 
 test-unit: setup
 	$(PYTEST) test/unit
@@ -43,6 +59,10 @@ test-integration: setup
 bench: setup
 	ROUNDS=$${ROUNDS:-20} $(PY) tools/bench.py
 
+# Redraw bench/rto.png from bench/results.json (no lab)
+plot: setup
+	$(PY) tools/bench.py --plot-only
+
 # Fault matrix on a private lab `faults` (tools/faults.py, test/integration/faultlib.py): each fault ROUNDS times
 # (3), one record per fault in faults/report.json (RTO median/max, bytes lost, two masters/primaries sampled
 # throughout, final state); CYCLES=5 back-to-back failovers
@@ -52,3 +72,10 @@ faults: setup
 # The long variant: 50 back-to-back failover cycles, merged into faults/report.json
 soak: setup
 	$(PY) tools/faults.py --faults cycles --cycles $${CYCLES:-50} --merge
+
+# What the build left in this checkout: the .venv link, bytecode, pytest caches. Never the venv cache it points to
+# (/var/cache/mfsha, shared by every checkout) and never a lab (its run dir is under /var/tmp: `make lab-down`).
+clean:
+	if [ -L .venv ]; then rm .venv; fi
+	find . -path ./.git -prune -o -type d \( -name __pycache__ -o -name .pytest_cache \) -prune -exec rm -rf {} +
+	rm -rf bench/out faults/out

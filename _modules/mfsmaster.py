@@ -288,7 +288,7 @@ FILL = "changelog_ml.0.mfs"  # a metalogger's file name: `mfsmaster -a` merges t
 
 def add_changelog(lines, cfg=None):
     """Write changelog entries (from a metalogger: changelog_since) into DATA_PATH as changelog_ml.0.mfs, owned by
-    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair LAB-NOTES describes. Replaces an
+    WORKING_USER, so that the next `mfsmaster -a` replays them: the hole repair that worked in the lab. Replaces an
     earlier fill (give it every change from the replay start on: mfsmaster -a refused a fill file with a gap of its
     own, lab); refuses anything that is not a complete changelog entry. Returns data_path_ok() afterwards."""
     settings = _settings(cfg)

@@ -9,17 +9,16 @@ the bytes of the pre-fault files that no longer read back identically (bytes los
   host_death                 cable pulled + kill -9 of every process of the active host (heartbeat moves everything)
   heartbeat_only_host_death  the same with the loop in maintenance: heartbeat alone (baseline)
 Each round starts healthy with a fresh failover book, so every fault is a first fault (no cooldown carried over).
-Writes bench/results.json ({type: {"runs", "median_s", "max_s", "bytes_lost"}}) and bench/rto.png.
+Writes bench/results.json ({type: {"runs", "median_s", "max_s", "bytes_lost", "deadtime_s"}}) and bench/rto.png
+(tools/plot.py). --plot-only redraws rto.png from the results.json in --out, without a lab.
 
-  python tools/bench.py [--reuse LAB] [--rounds N] [--out DIR]
+  python tools/bench.py [--reuse LAB] [--rounds N] [--out DIR] [--faults A,B] [--plot-only]
 """
 import argparse
 import json
 import os
-import struct
 import sys
 import time
-import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
@@ -28,9 +27,10 @@ from failover_loop import loop_lab  # noqa: E402
 from faultlib import maintenance, rto_summary, run_fault  # noqa: E402  (shared with tools/faults.py)
 from labhosts import LabError  # noqa: E402
 
-FAULTS = ("kill9", "sigstop", "host_death", "heartbeat_only_host_death")
-COLORS = {"kill9": (31, 119, 180), "sigstop": (255, 127, 14), "host_death": (214, 39, 40),
-          "heartbeat_only_host_death": (127, 127, 127)}
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import plot  # noqa: E402  (tools/plot.py: the chart)
+
+FAULTS = tuple(plot.FAULTS)  # the chart's groups, in its order
 LIMIT_S = 150
 
 
@@ -42,58 +42,9 @@ def round_(lab, kind, n):
     return rec["rto_s"], lost
 
 
-# ---- PNG without a plotting library -----------------------------------------------------------------------------
-
-def png(path, width, height, pixels):
-    """pixels: bytearray of RGB rows."""
-    raw = b"".join(b"\x00" + bytes(pixels[y * width * 3:(y + 1) * width * 3]) for y in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-
-
-def plot(results, path, targets):
-    """RTO per run (dots) and median (bar) for each fault type, one column each in FAULTS order; grey grid line
-    every 5 s; dashed lines at the targets (service-failure median 5 s, host death deadtime + 4 s)."""
-    w, h, top, bottom, left = 640, 400, 20, 30, 40
-    ymax = max([5.0] + [t for t in targets] + [r for v in results.values() for r in v["runs"] if r is not None]) * 1.1
-    px = bytearray([255] * w * h * 3)
-
-    def put(x, y, c):
-        if 0 <= x < w and 0 <= y < h:
-            px[(y * w + x) * 3:(y * w + x) * 3 + 3] = bytes(c)
-
-    def ypos(v):
-        return int(h - bottom - (v / ymax) * (h - top - bottom))
-    for s in range(0, int(ymax) + 1, 5):
-        for x in range(left, w - 10):
-            put(x, ypos(s), (220, 220, 220) if s else (0, 0, 0))
-    for y in range(top, h - bottom + 1):
-        put(left, y, (0, 0, 0))
-    for t in targets:
-        for x in range(left, w - 10):
-            if (x // 6) % 2 == 0:
-                put(x, ypos(t), (0, 160, 0))
-    col = (w - left - 20) // len(FAULTS)
-    for i, kind in enumerate(FAULTS):
-        res = results.get(kind)
-        if not res:
-            continue
-        cx, c = left + 10 + col * i + col // 2, COLORS[kind]
-        if res["median_s"] is not None:
-            for x in range(cx - col // 3, cx + col // 3):
-                for dy in (-1, 0, 1):
-                    put(x, ypos(res["median_s"]) + dy, c)
-        for j, r in enumerate(res["runs"]):
-            y = ypos(r) if r is not None else top
-            x = cx - col // 4 + (j * (col // 2)) // max(1, len(res["runs"]) - 1) if len(res["runs"]) > 1 else cx
-            for dx in range(-2, 3):
-                for dy in range(-2, 3):
-                    put(x + dx, y + dy, c if r is not None else (0, 0, 0))
-    png(path, w, h, px)
+def plot_only(out):
+    """Redraw OUT/rto.png from OUT/results.json (tools/plot.py's defaults fill in a deadtime the file lacks)."""
+    plot.main(["--results", os.path.join(out, "results.json"), "--out", os.path.join(out, "rto.png")])
 
 
 def main():
@@ -102,7 +53,11 @@ def main():
     ap.add_argument("--reuse", help="use this running lab instead of bringing one up (and leave it running)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench"))
     ap.add_argument("--faults", default=",".join(FAULTS))
+    ap.add_argument("--plot-only", action="store_true", help="redraw OUT/rto.png from OUT/results.json; no lab")
     a = ap.parse_args()
+    if a.plot_only:
+        plot_only(a.out)
+        return
     if os.geteuid() != 0:
         sys.exit("bench: needs root (the lab)")
     lab = loop_lab(a.reuse, os.environ.get("MFSHA_BENCH_LAB", "mfsbench"))
@@ -115,7 +70,7 @@ def main():
                 rto, b = round_(lab, kind, n)
                 runs.append(rto)
                 lost += b
-            results[kind] = dict(rto_summary(runs), bytes_lost=lost)
+            results[kind] = dict(rto_summary(runs), bytes_lost=lost, deadtime_s=deadtime)
     finally:
         try:
             maintenance(lab, False)
@@ -124,7 +79,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    plot(results, os.path.join(a.out, "rto.png"), targets=(5.0, deadtime + 4.0))
+    plot.rto_plot(results, os.path.join(a.out, "rto.png"), deadtime)
     print(json.dumps({"rounds": a.rounds, "seconds": round(time.time() - started), "load": os.getloadavg(),
                       "results": {k: {x: v[x] for x in ("median_s", "max_s", "bytes_lost")} for k, v in results.items()}}))
     if not a.reuse:

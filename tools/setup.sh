@@ -23,7 +23,7 @@ if [ ! -e "$venv/.complete" ]; then
   python3 -m venv "$venv"
   timeout 1500 "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt -c constraints.txt 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
-  "$venv/bin/python" -c 'import salt.version, saltfactories, jinja2, yaml, requests'
+  "$venv/bin/python" -c 'import salt.version, saltfactories, jinja2, yaml, requests, matplotlib'
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" .venv

@@ -424,8 +424,8 @@ def f_disk_full(lab, ctx):
 
 
 def changelog_hole(data_dir):
-    """Cut the middle third of the replayable entries out of changelog.0.mfs (what CHANGELOG_SAVE_MODE 0 lost in a
-    crash, LAB-NOTES): `mfsmaster -a` then stops at `hole in change files`. Returns the removed version range."""
+    """Cut the middle third of the replayable entries out of changelog.0.mfs (what CHANGELOG_SAVE_MODE 0 lost in 1
+    of 5 kill -9 crashes in the lab): `mfsmaster -a` then stops at `hole in change files`. Returns the removed version range."""
     path = os.path.join(data_dir, "changelog.0.mfs")
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
@@ -457,7 +457,7 @@ def on_storage(lab, node, mnt, fn):
 
 
 def recover_from_metalogger(lab, node, mnt, metalogger="mfs-cs1"):
-    """The documented recovery of a changelog hole (LAB-NOTES): the metalogger's changelog_ml*.mfs into DATA_PATH,
+    """The manual recovery of a changelog hole (it worked in the lab): the metalogger's changelog_ml*.mfs into DATA_PATH,
     then mfsmaster -a. NODE holds the storage: restart through the module. Nobody holds it (heartbeat gave the
     group up after MFSMaster failed to start on both): mount it on NODE for the copy only, then `hb_takeover all`
     there. Returns what it did."""

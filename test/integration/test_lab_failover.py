@@ -4,10 +4,11 @@ import time
 
 import pytest
 from labhosts import wait_for
+from labpillar import HEARTBEAT_TIMING
 
 pytestmark = pytest.mark.lab
 
-DEADTIME = 6  # lab pillar (LAB-NOTES timings)
+DEADTIME = HEARTBEAT_TIMING["deadtime"]
 
 
 def show(res):

@@ -9,6 +9,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from mfsha_pillar import merge  # noqa: E402  (the formula's own merge: the lab pillar merges like defaults do)
 
 CLUSTER = "lab"
+# heartbeat timing of the lab (s); tools/plot.py draws the host-death target from its deadtime
+HEARTBEAT_TIMING = {"keepalive": 1, "warntime": 3, "deadtime": 6, "initdead": 12}
 
 
 def lab_pillar(lab, device, secret, overrides=None):
@@ -24,8 +26,7 @@ def lab_pillar(lab, device, secret, overrides=None):
             "fstype": "ext4",
             "shared": {"device": device},
         },
-        "heartbeat": {"keepalive": 1, "warntime": 3, "deadtime": 6, "initdead": 12, "udpport": 694,
-                      "auth_key": secret, "auto_failback": False,
+        "heartbeat": {**HEARTBEAT_TIMING, "udpport": 694, "auth_key": secret, "auto_failback": False,
                       # witnesses of a takeover (mfsha-witness): a master that reaches no chunkserver serves no one
                       "ping_nodes": [lab.host(cs).addr for cs in ("mfs-cs1", "mfs-cs2")]},
         "master": {

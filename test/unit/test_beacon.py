@@ -288,7 +288,7 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
 
 
 def test_fixture_dir_exists():
-    assert Path(DRBD).is_dir(), "../shared/fixtures/drbd is missing beside the repo"
+    assert Path(DRBD).is_dir(), f"{DRBD} is missing: the DRBD 9 captures belong in the repository"
 
 
 def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, caplog):

@@ -37,7 +37,7 @@ STATES = {
     "standalone-disconnected-secondary": ("Secondary", "UpToDate", "StandAlone", "Unknown", "DUnknown", "Off"),
     "standalone-split-brain-primary": ("Primary", "UpToDate", "StandAlone", "Unknown", "DUnknown", "Off"),
 }
-# DRBD 9 marks a Secondary Outdated when it is disconnected gracefully (LAB-NOTES); 8.4 keeps UpToDate.
+# DRBD 9 marks a Secondary Outdated when it is disconnected gracefully (live-9 captures); 8.4 keeps UpToDate.
 VERSION_DISK = {("live-9", "standalone-disconnected-secondary"): "Outdated"}
 
 # Status-like command kinds (file name prefix) fed through parse_status.

@@ -10,13 +10,13 @@ import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures"  # CI has ../shared beside the clone
+FIXTURES = REPO / "test" / "unit" / "fixtures"  # captured outputs; each subdirectory has a README.md on its origin
 if str(REPO / "_utils") not in sys.path:  # _utils are pure Python, imported by tests directly
     sys.path.insert(0, str(REPO / "_utils"))
 
 
 def fixture_text(relpath):
-    """Text of a shared fixture, e.g. fixture_text("drbd/live-9/....txt")."""
+    """Text of a captured fixture, e.g. fixture_text("drbd/live-9/....txt")."""
     return (FIXTURES / relpath).read_text(encoding="utf-8")
 
 
