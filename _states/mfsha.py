@@ -66,7 +66,7 @@ def storage_file(name, source, context=None, mode="0644"):
     renamed over whatever is there). A link, FIFO or foreign file there is replaced, and the comment says so; no
     diff is shown (exports may carry passwords)."""
     ret = _ret(name)
-    text = __salt__["cp.get_file_str"](source)
+    text = __salt__["cp.get_file_str"](source, saltenv=__env__)
     if not text:
         return dict(ret, result=False, comment=f"{source} not found on the fileserver")
     want = __salt__["file.apply_template_on_contents"](text, template="jinja", context=context or {}, defaults=None,
