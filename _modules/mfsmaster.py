@@ -353,6 +353,7 @@ def data_path_ok(cfg=None):
         out.update(metadata_file=state["metadata_file"], metadata_version=state["metadata_version"],
                    version=state["version"], hole=state["hole"],
                    changelogs={n: list(r) for n, r in state["changelogs"].items()})
+        problems.extend(state["refused"])
         if state["metadata_file"] is None:
             problems.append("no metadata.mfs or metadata.mfs.back in {} (seed a new one from "
                             "/var/lib/mfs/metadata.mfs.empty)".format(data_path))

@@ -190,7 +190,7 @@ def last_change(data_path, window=65536):
     for name in ("changelog.0.mfs", "changelog.1.mfs"):
         try:
             data, start = mfsha_files.read_tail(os.path.join(data_path, name), window)
-        except FileNotFoundError:
+        except (FileNotFoundError, mfsha_files.UnsafeFile):  # a planted link: disk_state reports it
             continue
         lines = data.split(b"\n")[1 if start else 0:-1]  # a cut first line, a torn last one
         for line in reversed(lines):
@@ -224,7 +224,10 @@ def disk_state(data_path):
 
     Returns {"metadata_file", "metadata_version", "changelogs": {name: (first, last)}, "version", "hole"}:
     `version` is the next change id after replaying contiguous changelogs (comparable with a running
-    master's metadata version); `metadata_file` None when there is none. Unreadable files raise."""
+    master's metadata version); `metadata_file` None when there is none. Unreadable files raise, but a changelog
+    name that is not a regular file (a link planted by mfs) is not read and listed in "refused": what it would
+    have held counts as missing, so that the loop's fill (which replaces it) supplies it instead of the link
+    stopping every restart."""
     best = None
     for name in METADATA_FILES:
         if mfsha_files.lstat_in(data_path, name) is not None:  # a link there is refused by open_regular
@@ -232,11 +235,14 @@ def disk_state(data_path):
                 head = metadata_header(fh.read(24))
             if best is None or head["version"] > best[1]["version"]:
                 best = (name, head)
-    files = {}
+    files, refused = {}, []
     for name in sorted(os.listdir(data_path)):
         if CHANGELOG_RE.match(name):
-            with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
-                files[name] = changelog_versions(fh)
+            try:
+                with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
+                    files[name] = changelog_versions(fh)
+            except mfsha_files.UnsafeFile as exc:  # not read, and not counted: a fill replaces it (see above)
+                refused.append(str(exc))
     start = version = hole = None
     if best:
         start = best[1]["version"]
@@ -249,6 +255,7 @@ def disk_state(data_path):
         "changelogs": {n: (vs[0], vs[-1]) if vs else (None, None) for n, vs in files.items()},
         "version": version,
         "hole": hole,
+        "refused": refused,
     }
 
 
