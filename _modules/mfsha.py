@@ -5,12 +5,15 @@ defaults, and turns its errors into Salt errors so an invalid pillar stops the r
 """
 import copy
 import glob
+import grp
 import importlib
 import json
 import logging
 import os
+import pwd
 import re
 import shutil
+import stat
 import tempfile
 import time
 
@@ -19,10 +22,12 @@ import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this modul
 import mfsha_files
 import mfsha_mfs
 import mfsha_pillar
+import mfsha_redact
 from salt.exceptions import CommandExecutionError
 
-# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_pillar):
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
+# uses mfsha_files, mfsha_pillar uses mfsha_redact: those first).
+for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_redact, mfsha_pillar):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
@@ -150,6 +155,8 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
 
     An existing single master's metadata in `legacy_path` is migrated (metadata, changelogs, sessions, stats);
     otherwise a new cluster starts from the packaged empty metadata. Returns what was (or would be) done.
+    Both directories are the mfs user's: every file is copied through mfsha_files (a link or FIFO in either is
+    refused with its path, a link at a destination replaced, never followed; the copy is chowned by its fd).
     """
     if has_metadata(data_path):
         return {"action": "none", "files": []}
@@ -162,9 +169,12 @@ def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/met
             raise CommandExecutionError(f"mfsha: cannot seed {data_path}: {empty} is missing (moosefs-master)")
         action, pairs = "seeded", [(empty, os.path.join(data_path, "metadata.mfs"))]
     if not test:
+        owner = (pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
         for src, dst in pairs:
-            shutil.copy2(src, dst)
-            shutil.chown(dst, user, group)
+            try:
+                mfsha_files.copy_file(src, dst, owner=owner, mode=0o640)
+            except OSError as exc:
+                raise CommandExecutionError(f"mfsha: cannot seed {data_path}: {exc}") from None
     return {"action": action, "files": [dst for _, dst in pairs]}
 
 
@@ -218,18 +228,21 @@ def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
     the survivor's MFSMaster start sends each connection of the dead node's file a tickle ACK (mfsha-tickle):
     without it a client notices the dead master only after mfsmount's 10 s receive timeout. One file per node, so
     the survivor, which starts recording as soon as it holds VIP and storage, never overwrites what it has to
-    read. Returns the number of peers."""
+    read. The storage is the mfs user's: the old file is read only if it is root's regular file, else (a planted
+    link, a FIFO) the refusal is logged and the file replaced (mfsha_files: never followed). Returns the number of
+    peers."""
     with open(proc, encoding="ascii") as fh:
         peers = mfsha_mfs.vip_peers(fh.read(), vip)
     text = _peers_text(peers)
     path = os.path.join(mountpoint, PEERS_PREFIX + os.uname().nodename)  # heartbeat's node name is uname -n
     try:
-        with open(path, encoding="ascii") as fh:
-            if fh.read() == text:
-                return len(peers)
+        if mfsha_files.read_regular(path, limit=1 << 20, owned=True) == text:
+            return len(peers)
     except FileNotFoundError:
         pass
-    mfsha_mfs.write_durably(path, text)
+    except mfsha_files.UnsafeFile as exc:
+        log.warning("mfsha: %s; it is replaced", exc)
+    mfsha_files.write_durably(path, text)
     return len(peers)
 
 
@@ -384,7 +397,7 @@ def _release(vip, ports, peers):
         note = f"ss -K failed: {orphans['stderr'].strip()}"
     if peers and os.access(TICKLE, os.X_OK):
         with tempfile.TemporaryDirectory() as tmp:  # mfsha-tickle reads the peers files of DIR (root's)
-            mfsha_mfs.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"), _peers_text(peers))
+            mfsha_files.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"), _peers_text(peers))
             res = _quick([TICKLE, vip, tmp], 10)
         note += f"; {len(peers)} connection(s) tickled" if res["retcode"] == 0 else \
             f"; mfsha-tickle failed: {res['stderr'].strip()}"
@@ -411,8 +424,7 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
     was_running = __salt__["mfsmaster.running"](cfg)
     held, peers = False, None
     if vip and was_running:
-        with open(cfg, encoding="utf-8") as fh:
-            conf = mfsha_mfs.parse_cfg(fh.read())
+        conf = mfsha_mfs.parse_cfg(mfsha_files.read_regular(cfg, limit=1 << 20, owned=True))
         ports = sorted({int(conf[k]) for k in ("MATOML_LISTEN_PORT", "MATOCS_LISTEN_PORT", "MATOCL_LISTEN_PORT")})
         held, peers = _hold(vip, ports)
     try:
@@ -431,7 +443,7 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
     freed = f"; the storage was full: its {released >> 20} MiB reserve was released" if released else ""
     was_full = os.path.join(data_path, mfsha_mfs.WAS_FULL)
     gap = expect_version and __salt__["mfsmaster.missing_changes"](expect_version, cfg)
-    if gap or (os.path.exists(was_full) and not tail_checked):
+    if gap or (os.path.lexists(was_full) and not tail_checked):  # lexists: a link planted there is evidence too
         why = (f"{gap['data_path']} replays up to change {gap['from']}, the master had reached {expect_version}"
                if gap else "the changelog may lack its tail")
         raise CommandExecutionError(f"{mfsha_mfs.MISSING}: {why}; not started{freed}")
@@ -445,7 +457,7 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
             raise CommandExecutionError(f"mfsha: mfsmaster restarted (pid {started['pid']}) but not serving after "
                                         f"{timeout} s: {health['detail']}{freed}")
         time.sleep(0.1)
-    if os.path.exists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
+    if os.path.lexists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
         os.unlink(was_full)
     return {"killed": bool(stopped or killed), "pid": started["pid"], "serving_s": round(time.monotonic() - t0, 2),
             "released_reserve": released}
@@ -454,27 +466,22 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
 def keep_reserve(mountpoint, size_mb):
     """Set `size_mb` MiB aside in <mountpoint>/.mfsha-reserve (root's, preallocated) while twice that is free, so
     that a master which fills its storage can be given room to replay and log again (restart_master releases it).
-    The beacon calls this on the holder each look; it is a stat unless the file is missing. Returns its size."""
+    The beacon calls this on the holder each look; it is an lstat unless the file is missing. The storage is the
+    mfs user's: a reserve that is not a regular file raises UnsafeFile, and the file is made through mfsha_files
+    (O_EXCL temporary file, never a link's target). Returns its size."""
     size = int(size_mb) << 20
-    path = os.path.join(mountpoint, mfsha_mfs.RESERVE)
-    if not size or os.path.exists(path):
-        return os.path.getsize(path) if size else 0
-    st = os.statvfs(mountpoint)
-    if st.f_bavail * st.f_frsize < 2 * size:
+    if not size:
         return 0
-    tmp = path + ".tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    st = mfsha_files.lstat_in(mountpoint, mfsha_mfs.RESERVE)
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise mfsha_files.UnsafeFile(os.path.join(mountpoint, mfsha_mfs.RESERVE), "is not a regular file")
+        return st.st_size
+    fs = os.statvfs(mountpoint)
+    if fs.f_bavail * fs.f_frsize < 2 * size:
+        mfsha_files.remove_leftover_tmp(mountpoint, mfsha_mfs.RESERVE)  # a crash's half-made reserve eats space
+        return 0
+    mfsha_files.preallocate(os.path.join(mountpoint, mfsha_mfs.RESERVE), size)
     return size
 
 
@@ -580,10 +587,7 @@ def note(book=None):
     `salt-call mfsha.status` can show it; called by the runner after each change. Returns the stored book."""
     path = os.path.join(__opts__["cachedir"], BOOK)
     if book is not None:
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(book, fh)
-        os.replace(tmp, path)
+        mfsha_files.write_durably(path, json.dumps(book))
         return book
     try:
         with open(path, encoding="utf-8") as fh:

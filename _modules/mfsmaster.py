@@ -11,11 +11,14 @@ import pwd
 import signal
 import time
 
-import mfsha_mfs  # synced _utils; on sys.path only while the loader imports this module
+import mfsha_files  # synced _utils; on sys.path only while the loader imports this module
+import mfsha_mfs
 from salt.exceptions import CommandExecutionError
 
-# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-importlib.reload(mfsha_mfs)
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
+# uses mfsha_files: that one first).
+for _mod in (mfsha_files, mfsha_mfs):
+    importlib.reload(_mod)
 
 __virtualname__ = "mfsmaster"
 DEFAULT_CFG = "/mfsconf/mfsmaster.cfg"
@@ -31,9 +34,8 @@ def _path(cfg):
 
 def _settings(cfg):
     path = _path(cfg)
-    try:
-        with open(path) as fh:
-            return mfsha_mfs.parse_cfg(fh.read())
+    try:  # on the storage, in the mfs user's directory: root's own regular file only, never a link (mfsha_files)
+        return mfsha_mfs.parse_cfg(mfsha_files.read_regular(path, limit=1 << 20, owned=True))
     except (OSError, ValueError) as exc:
         raise CommandExecutionError("cannot read mfsmaster config {}: {}".format(path, exc)) from None
 
@@ -212,7 +214,10 @@ def kill(cfg=None, timeout=5):
 def _sigkill(cfg, timeout=5):
     data_path = _settings(cfg)["DATA_PATH"]
     locks = [os.path.join(data_path, name) for name in (".mfsmaster.lock", ".bgwriter.lock")]
-    found = [_test(cfg)] + [mfsha_mfs.lock_holder(path) for path in locks if os.path.exists(path)]
+    try:
+        found = [_test(cfg)] + [mfsha_mfs.lock_holder(path) for path in locks if os.path.lexists(path)]
+    except OSError as exc:  # a lock file that is not a regular file (mfsha_files.UnsafeFile)
+        raise CommandExecutionError("cannot tell which mfsmaster holds a lock: {}".format(exc)) from None
     pids = sorted({pid for pid in found if pid and _alive_master(pid)})
     for pid in pids:
         try:
@@ -259,7 +264,7 @@ def changelog_since(since, data_path="/var/lib/mfs"):
     texts = []
     for name in sorted(os.listdir(data_path)):
         if mfsha_mfs.CHANGELOG_RE.match(name):
-            with open(os.path.join(data_path, name), errors="replace") as fh:
+            with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
                 texts.append(fh.read())
     tail = mfsha_mfs.changelog_tail(texts, int(since))
     versions = sorted(tail)
@@ -305,7 +310,7 @@ def add_changelog(lines, cfg=None):
     path = os.path.join(data_path, FILL)
     for attempt in (1, 2):
         try:
-            mfsha_mfs.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
+            mfsha_files.write_durably(path, "".join(lines), owner=(pw.pw_uid, pw.pw_gid))
             break
         except OSError as exc:
             # a full disk: the reserve is there for this (released once, then the error stands)
@@ -348,6 +353,7 @@ def data_path_ok(cfg=None):
         out.update(metadata_file=state["metadata_file"], metadata_version=state["metadata_version"],
                    version=state["version"], hole=state["hole"],
                    changelogs={n: list(r) for n, r in state["changelogs"].items()})
+        problems.extend(state["refused"])
         if state["metadata_file"] is None:
             problems.append("no metadata.mfs or metadata.mfs.back in {} (seed a new one from "
                             "/var/lib/mfs/metadata.mfs.empty)".format(data_path))
@@ -357,8 +363,11 @@ def data_path_ok(cfg=None):
                             "refuse (copy the metaloggers' changelog_ml*.mfs into DATA_PATH)".format(
                                 h["from"], h["to"], h["after"] or state["metadata_file"], h["before"]))
     lock = os.path.join(data_path, ".mfsmaster.lock")
-    if os.path.exists(lock):
-        out["lock_pid"] = mfsha_mfs.lock_holder(lock)
+    if os.path.lexists(lock):
+        try:
+            out["lock_pid"] = mfsha_mfs.lock_holder(lock)
+        except OSError as exc:
+            problems.append(str(exc))
         comm = _proc_state(out["lock_pid"])[0]
         if out["lock_pid"] is not None and comm != "mfsmaster":
             problems.append("{} is locked by pid {} ({}), not mfsmaster".format(

@@ -41,12 +41,14 @@ import salt.pillar
 import yaml
 
 import mfsha_event
-import mfsha_mfs  # synced _utils (salt-run saltutil.sync_all on the master)
+import mfsha_files  # synced _utils (salt-run saltutil.sync_all on the master)
+import mfsha_mfs
 import mfsha_pillar
 import mfsha_redact
 
-# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_event, mfsha_mfs, mfsha_pillar, mfsha_redact):
+# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
+# uses mfsha_files, mfsha_pillar uses mfsha_redact: those first).
+for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_redact, mfsha_pillar):
     importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
@@ -100,10 +102,7 @@ def _book(name):
 
 def _save(name, book):
     book["history"] = book["history"][-HISTORY:]
-    path = os.path.join(_dir(), f"{name}.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as fh:
-        json.dump(book, fh, indent=1)
-    os.replace(path + ".tmp", path)
+    mfsha_files.write_durably(os.path.join(_dir(), f"{name}.json"), json.dumps(book, indent=1))
 
 
 @contextlib.contextmanager

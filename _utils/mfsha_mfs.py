@@ -4,8 +4,11 @@ test/unit/fixtures/mfs/, captured from a real mfsmaster by capture.sh there)."""
 import os
 import re
 import socket
+import stat
 import struct
 import time
+
+import mfsha_files  # _utils/ as well: every read and write in DATA_PATH (the mfs user's) goes through it
 
 # mfsmaster's own defaults for the keys mfsha reads (mfsmaster.cfg(5), 3.0.117).
 CFG_DEFAULTS = {
@@ -186,12 +189,10 @@ def last_change(data_path, window=65536):
     from the file's end only: the quick check before a restart (disk_state reads every file). None if none."""
     for name in ("changelog.0.mfs", "changelog.1.mfs"):
         try:
-            with open(os.path.join(data_path, name), "rb") as fh:
-                start = max(0, fh.seek(0, os.SEEK_END) - window)
-                fh.seek(start)
-                lines = fh.read().split(b"\n")[1 if start else 0:-1]  # a cut first line, a torn last one
-        except FileNotFoundError:
+            data, start = mfsha_files.read_tail(os.path.join(data_path, name), window)
+        except (FileNotFoundError, mfsha_files.UnsafeFile):  # a planted link: disk_state reports it
             continue
+        lines = data.split(b"\n")[1 if start else 0:-1]  # a cut first line, a torn last one
         for line in reversed(lines):
             head = line.split(b":", 1)[0]
             if head.isdigit():
@@ -202,18 +203,19 @@ def last_change(data_path, window=65536):
 def release_reserve(path):
     """Delete the reserve in directory `path` when less than its size is left for the master (f_bavail: what a
     non-root user may use), so that it can replay and log again, and leave WAS_FULL behind: the master may have
-    acknowledged changes it could not log. Returns the bytes freed (0: kept or absent)."""
-    reserve = os.path.join(path, RESERVE)
-    try:
-        size = os.stat(reserve).st_blocks * 512
-    except FileNotFoundError:
+    acknowledged changes it could not log. Returns the bytes freed (0: kept or absent). The directory is the mfs
+    user's: a reserve that is not a regular file (a planted link) raises UnsafeFile, the marker never follows one."""
+    st = mfsha_files.lstat_in(path, RESERVE)
+    if st is None:
         return 0
-    st = os.statvfs(path)
-    if st.f_bavail * st.f_frsize >= size:
+    if not stat.S_ISREG(st.st_mode):
+        raise mfsha_files.UnsafeFile(os.path.join(path, RESERVE), "is not a regular file")
+    size = st.st_blocks * 512
+    fs = os.statvfs(path)
+    if fs.f_bavail * fs.f_frsize >= size:
         return 0
-    os.unlink(reserve)
-    with open(os.path.join(path, WAS_FULL), "w") as fh:
-        fh.write("{:.0f}\n".format(time.time()))
+    os.unlink(os.path.join(path, RESERVE))
+    mfsha_files.write_durably(os.path.join(path, WAS_FULL), "{:.0f}\n".format(time.time()))
     return size
 
 
@@ -222,20 +224,25 @@ def disk_state(data_path):
 
     Returns {"metadata_file", "metadata_version", "changelogs": {name: (first, last)}, "version", "hole"}:
     `version` is the next change id after replaying contiguous changelogs (comparable with a running
-    master's metadata version); `metadata_file` None when there is none. Unreadable files raise."""
+    master's metadata version); `metadata_file` None when there is none. Unreadable files raise, but a changelog
+    name that is not a regular file (a link planted by mfs) is not read and listed in "refused": what it would
+    have held counts as missing, so that the loop's fill (which replaces it) supplies it instead of the link
+    stopping every restart."""
     best = None
     for name in METADATA_FILES:
-        path = os.path.join(data_path, name)
-        if os.path.exists(path):
-            with open(path, "rb") as fh:
+        if mfsha_files.lstat_in(data_path, name) is not None:  # a link there is refused by open_regular
+            with mfsha_files.open_regular(os.path.join(data_path, name)) as fh:
                 head = metadata_header(fh.read(24))
             if best is None or head["version"] > best[1]["version"]:
                 best = (name, head)
-    files = {}
+    files, refused = {}, []
     for name in sorted(os.listdir(data_path)):
         if CHANGELOG_RE.match(name):
-            with open(os.path.join(data_path, name), errors="replace") as fh:
-                files[name] = changelog_versions(fh)
+            try:
+                with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
+                    files[name] = changelog_versions(fh)
+            except mfsha_files.UnsafeFile as exc:  # not read, and not counted: a fill replaces it (see above)
+                refused.append(str(exc))
     start = version = hole = None
     if best:
         start = best[1]["version"]
@@ -248,37 +255,17 @@ def disk_state(data_path):
         "changelogs": {n: (vs[0], vs[-1]) if vs else (None, None) for n, vs in files.items()},
         "version": version,
         "hole": hole,
+        "refused": refused,
     }
-
-
-def write_durably(path, text, owner=None):
-    """Replace `path` with `text` so that a crash (host death) leaves the old or the new file, never half of one:
-    a temporary file fsync'ed, chowned to `owner` ((uid, gid) or None), renamed, and its directory fsync'ed. A
-    failed write (a full disk) leaves no temporary file behind and raises OSError."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if owner:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def lock_holder(path):
     """PID holding a POSIX lock on `path` according to /proc/locks, or None (mfsmaster locks
-    DATA_PATH/.mfsmaster.lock while it runs; the lock dies with the process, the file stays)."""
-    st = os.stat(path)
+    DATA_PATH/.mfsmaster.lock while it runs; the lock dies with the process, the file stays). The lock file is in
+    the mfs user's directory: anything but a regular file there raises UnsafeFile."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise mfsha_files.UnsafeFile(path, "is not a regular file")
     with open("/proc/locks") as fh:
         for line in fh:
             parts = line.split()

@@ -31,11 +31,12 @@ mfsha-master-data-path-owned:
       - mount: mfsha-storage-mounted-for-bootstrap
 {%- endif %}
 
+{#- The storage is the mfs user's directory: mfsha.storage_file never follows a link planted there (file.managed
+    does, and reads its target for the diff also with follow_symlinks False). #}
 mfsha-master-config-file:
-  file.managed:
+  mfsha.storage_file:
     - name: {{ cfg }}
     - source: salt://{{ tpldir }}/files/mfsmaster.cfg.jinja
-    - template: jinja
     - context:
         mfsha: {{ mfsha | json }}
     - mode: "0644"
@@ -43,10 +44,9 @@ mfsha-master-config-file:
       - file: mfsha-master-data-path-owned
 
 mfsha-master-exports-file:
-  file.managed:
+  mfsha.storage_file:
     - name: {{ mfsha.master.config.EXPORTS_FILENAME }}
     - source: salt://{{ tpldir }}/files/mfsexports.cfg.jinja
-    - template: jinja
     - context:
         mfsha: {{ mfsha | json }}
     - mode: "0644"
@@ -70,6 +70,6 @@ mfsha-master-reloaded-on-config-change:
     # only a master that runs here; a stopped one reads the new files when heartbeat starts it
     - onlyif: mfsmaster -c {{ cfg }} test
     - onchanges:
-      - file: mfsha-master-config-file
-      - file: mfsha-master-exports-file
+      - mfsha: mfsha-master-config-file
+      - mfsha: mfsha-master-exports-file
 {%- endif %}

@@ -9,8 +9,10 @@ mfsmount's 10 s receive timeout before it reconnects. A tickle ACK (sequence and
 is out of window for the client, which answers with its real numbers; this node's kernel has no such connection
 and answers that with a RST, so the client reconnects now.
 Three rounds, 0.6 s apart: Linux answers at most one out-of-window segment per connection every 0.5 s."""
+import errno
 import os
 import socket
+import stat
 import struct
 import sys
 import syslog
@@ -18,6 +20,7 @@ import time
 
 ROUNDS, GAP_S = 3, 0.6
 PREFIX = ".mfsha-peers."
+PEERS_LIMIT = 1 << 20  # ~40000 connections: more than a master serves
 
 
 def checksum(data):
@@ -36,23 +39,52 @@ def tickle_ack(src, sport, dst, dport):
     return head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
 
 
-def read_peers(path):
+def read_peers(dfd, name, limit=PEERS_LIMIT):
+    """The peers of file NAME in the directory of fd DFD. DIR belongs to the mfs user, who must not choose what
+    root reads or where root sends packets: only root's regular file counts, opened without following a link and
+    without blocking (a FIFO), and read up to LIMIT bytes (a link to /dev/zero never reaches the read).
+    Raises Refused with the reason otherwise."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError as exc:
+        raise Refused(f"{name}: {exc.strerror}{' (a symlink)' if exc.errno == errno.ELOOP else ''}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != 0:
+            raise Refused(f"{name}: not a regular file of root's (mode {st.st_mode:o}, uid {st.st_uid})")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise Refused(f"{name}: over {limit} bytes")
     peers = []
-    with open(path, encoding="ascii") as fh:
-        for line in fh:
-            ip, port, lport = line.split()
-            socket.inet_aton(ip)
-            peers.append((ip, int(port), int(lport)))
+    for line in data.decode("ascii").splitlines():
+        ip, port, lport = line.split()
+        socket.inet_aton(ip)
+        peers.append((ip, int(port), int(lport)))
     return peers
 
 
+class Refused(Exception):
+    """A peers file mfsha-tickle does not read (logged, skipped)."""
+
+
 def others(directory, me):
-    """Paths of the peers files of the nodes other than `me`. Only root's (the minion's) files count: DIR belongs
-    to the mfs user, who must not choose where root sends packets."""
+    """(peers of the nodes other than `me`, [names read], [refusals]). A refused file is skipped: the other
+    nodes' connections are still tickled."""
     own = PREFIX + me
-    paths = [os.path.join(directory, n) for n in os.listdir(directory)
-             if n.startswith(PREFIX) and n != own and not n.endswith(".tmp")]
-    return sorted(p for p in paths if os.stat(p).st_uid == 0)
+    peers, read, refused = set(), [], []
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in sorted(os.listdir(dfd)):
+            if not name.startswith(PREFIX) or name == own or name.endswith(".tmp"):
+                continue
+            try:
+                peers.update(read_peers(dfd, name))
+                read.append(name)
+            except Refused as exc:
+                refused.append(str(exc))
+    finally:
+        os.close(dfd)
+    return sorted(peers), read, refused
 
 
 def main(argv):
@@ -62,8 +94,10 @@ def main(argv):
     vip, directory = argv[1], argv[2]
     syslog.openlog("mfsha-tickle")
     try:
-        files = others(directory, os.uname().nodename)
-        peers = sorted({p for path in files for p in read_peers(path)})
+        peers, files, refused = others(directory, os.uname().nodename)
+        for why in refused:
+            syslog.syslog(syslog.LOG_WARNING, f"refused {os.path.join(directory, why)}; skipped")
+            print(f"mfsha-tickle: refused {os.path.join(directory, why)}; skipped", file=sys.stderr)
         if peers:
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
             sock.bind((vip, 0))

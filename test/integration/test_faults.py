@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+import faults_security  # noqa: F401  (registers symlink_in_data_path into faultlib's FAULTS)
 from faultlib import loop_history, run_fault
 
 pytestmark = pytest.mark.lab
@@ -139,3 +140,16 @@ def test_client_port_blocked(loop):
 
 def test_back_to_back_cycles(loop):
     check(run_fault(loop, "cycles", cycles=int(os.environ.get("MFSHA_FAULT_CYCLES", "5"))))
+
+
+def test_symlink_in_data_path(loop):
+    """The mfs user plants links to root files outside the storage at every name root writes there, then the disk
+    fills and the master crashes: the loop's release, fill and restart and the beacon's chores replace the links
+    (never follow them); the reads that met a link refused it with its path (the peers file; the restart's disk
+    check at changelog_ml.0.mfs until the fill replaced it); every bait is unchanged, nothing is lost."""
+    rec = run_fault(loop, "symlink_in_data_path")
+    check(rec)
+    assert not rec["observed"].get("operator_recovery"), rec["notes"]
+    assert rec["observed"]["baits_changed"] == [], rec["observed"]
+    assert any(".mfsha-peers." in line and "is a symlink; refused" in line for line in rec["observed"]["refused"]), \
+        rec["observed"]["refused"]

@@ -64,10 +64,11 @@ class Formula:
         return {c["__id__"]: c for c in self.lowstate(sls)}
 
     def managed_files(self, sls="mfsha"):
-        """{path: rendered content} of every file.managed in `sls`, rendered by Salt's own template engine."""
+        """{path: rendered content} of every file.managed and mfsha.storage_file (the files on the storage) in `sls`,
+        rendered by Salt's own template engine."""
         out = {}
         for chunk in self.lowstate(sls):
-            if chunk["state"] == "file" and chunk["fun"] == "managed":
+            if (chunk["state"], chunk["fun"]) in (("file", "managed"), ("mfsha", "storage_file")):
                 ctx = copy.deepcopy(chunk.get("context") or {})
                 out[chunk["name"]] = self._render(chunk["source"], ctx)
         return out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import mfsha_files
 import mfsha_mfs as m
 from unit_support import statvfs
 
@@ -290,17 +291,6 @@ def test_vip_peers_are_the_established_connections_to_the_vip():
     assert m.vip_peers(text, "10.99.0.99") == []
 
 
-def test_write_durably_replaces_whole_or_fails_clean(tmp_path):
-    path = tmp_path / "f"
-    m.write_durably(str(path), "one\n")
-    m.write_durably(str(path), "two\n")
-    assert path.read_text() == "two\n" and os.listdir(tmp_path) == ["f"]
-    (tmp_path / "d").mkdir()
-    with pytest.raises(OSError):  # the rename onto a directory fails after the temporary file was written
-        m.write_durably(str(tmp_path / "d"), "x\n")
-    assert sorted(os.listdir(tmp_path)) == ["d", "f"]
-
-
 def test_last_change_reads_the_newest_complete_entry_from_the_end(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(MFS / "data-kill9", data)
@@ -322,3 +312,46 @@ def test_the_reserve_is_released_only_when_less_than_its_size_is_free(tmp_path, 
     monkeypatch.setattr(os, "statvfs", statvfs(size - 4096))
     assert m.release_reserve(str(tmp_path)) == size and not (tmp_path / m.RESERVE).exists()
     assert m.release_reserve(str(tmp_path)) == 0  # absent
+    assert (tmp_path / m.WAS_FULL).read_text().strip().isdigit()
+
+
+def test_release_reserve_never_follows_a_link_planted_by_mfs(tmp_path, monkeypatch):
+    """The marker and the reserve are in the mfs user's directory: a link at either is never followed."""
+    data, bait = tmp_path / "data", tmp_path / "passwd"
+    data.mkdir()
+    bait.write_text("root:x:0:0\n")
+    (data / m.WAS_FULL).symlink_to(bait)
+    (data / mfsha_files.tmp_name(m.WAS_FULL)).symlink_to(bait)
+    (data / m.RESERVE).write_bytes(b"\0" * 8192)
+    monkeypatch.setattr(os, "statvfs", statvfs(0))
+    assert m.release_reserve(str(data)) > 0
+    assert bait.read_text() == "root:x:0:0\n" and not (data / m.WAS_FULL).is_symlink()
+    assert sorted(os.listdir(data)) == [m.WAS_FULL]  # the planted temporary link is gone with the reserve
+    (data / m.RESERVE).symlink_to(bait)  # a link's size is not a reserve's: refused with its path
+    with pytest.raises(OSError, match=r"\.mfsha-reserve: is not a regular file; refused"):
+        m.release_reserve(str(data))
+    assert bait.exists()
+
+
+def test_disk_state_and_lock_holder_refuse_links_and_fifos(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(MFS / "data-kill9", data)
+    clean = m.disk_state(str(data))
+    (data / "changelog.7.mfs").symlink_to("/dev/zero")  # an endless read if it were followed
+    os.mkfifo(data / "changelog_ml.0.mfs")  # a FIFO would block the open
+    state = m.disk_state(str(data))  # neither read nor counted; reported
+    assert [r.split(": ", 1)[0].rsplit("/", 1)[-1] for r in state["refused"]] == ["changelog.7.mfs",
+                                                                                "changelog_ml.0.mfs"]
+    assert "is a symlink; refused" in state["refused"][0] and "is not a regular file" in state["refused"][1]
+    assert dict(state, refused=[]) == clean
+    (data / "changelog.7.mfs").unlink()
+    (data / "changelog_ml.0.mfs").unlink()
+    (data / "metadata.mfs").symlink_to(data / "metadata.mfs.back")
+    with pytest.raises(OSError, match="metadata.mfs: is a symlink; refused"):
+        m.disk_state(str(data))
+    (data / ".mfsmaster.lock").symlink_to("/proc/locks")
+    with pytest.raises(OSError, match=r"\.mfsmaster\.lock: is not a regular file; refused"):
+        m.lock_holder(str(data / ".mfsmaster.lock"))
+    (data / "changelog.0.mfs").unlink()
+    (data / "changelog.0.mfs").symlink_to("/dev/zero")  # skipped: changelog.1.mfs is read
+    assert m.last_change(str(data)) == int((data / "changelog.1.mfs").read_text().splitlines()[-1].split(":")[0])

@@ -7,6 +7,8 @@ import shutil
 import pytest
 import yaml
 
+import mfsha_files
+
 from salt.exceptions import CommandExecutionError
 
 from unit_support import REPO, FakeCommands, load_salt_module, statvfs
@@ -57,6 +59,26 @@ def test_existing_metadata_is_never_overwritten(dirs, present):
     (legacy / "metadata.mfs").write_bytes(b"OTHER")
     assert seed(data, legacy) == {"action": "none", "files": []}
     assert (data / present).read_bytes() == b"PRECIOUS" and sorted(os.listdir(data)) == [present]
+
+
+def test_seeding_never_follows_a_link_in_either_directory(dirs, tmp_path):
+    """Both DATA_PATH and the legacy /var/lib/mfs are the mfs user's: a link at a destination is replaced, a link
+    at a source is refused with its path (root would read a file mfs cannot and hand it over)."""
+    data, legacy = dirs
+    bait = tmp_path / "shadow"
+    bait.write_bytes(b"root:$6$secret\n")
+    (legacy / "metadata.mfs.back").write_bytes(b"META")
+    (legacy / "stats.mfs").write_bytes(b"T")
+    (data / "stats.mfs").symlink_to(bait)
+    assert seed(data, legacy)["action"] == "migrated"
+    assert bait.read_bytes() == b"root:$6$secret\n" and (data / "stats.mfs").read_bytes() == b"T"
+    assert not (data / "stats.mfs").is_symlink() and (data / "stats.mfs").stat().st_mode & 0o777 == 0o640
+    for f in os.listdir(data):
+        os.unlink(data / f)
+    (legacy / "sessions.mfs").symlink_to(bait)
+    with pytest.raises(CommandExecutionError, match=r"cannot seed .*sessions.mfs: is a symlink; refused"):
+        seed(data, legacy)
+    assert b"secret" not in b"".join((data / f).read_bytes() for f in os.listdir(data))
 
 
 def test_missing_empty_metadata_is_a_clear_error(dirs):
@@ -230,6 +252,29 @@ def test_record_peers_writes_the_vip_connections_only_when_they_change(tmp_path)
     assert os.listdir(tmp_path) == [path.name]
 
 
+@pytest.mark.parametrize("plant", ["link", "fifo", "foreign"])
+def test_record_peers_replaces_what_mfs_planted_and_says_so(tmp_path, plant, caplog):
+    mod = load_salt_module("_modules/mfsha.py", salt={})
+    bait = tmp_path / "outside"
+    bait.write_text("10.99.0.31 33090 9421\n")
+    data = tmp_path / "storage"
+    data.mkdir()
+    path = data / f".mfsha-peers.{os.uname().nodename}"
+    if plant == "link":
+        path.symlink_to(bait)
+        (data / mfsha_files.tmp_name(path.name)).symlink_to(bait)
+    elif plant == "fifo":
+        os.mkfifo(path)  # an open for reading would block the beacon
+    else:
+        path.write_text("192.0.2.1 22 9421\n")
+        os.chown(path, 4242, 4242)
+    assert mod.record_peers("10.99.0.10", str(data), proc=str(PROC_NET_TCP)) == 4
+    assert bait.read_text() == "10.99.0.31 33090 9421\n"
+    assert path.is_file() and not path.is_symlink() and path.stat().st_uid == os.geteuid()
+    assert path.read_text().count("\n") == 4 and os.listdir(data) == [path.name]
+    assert f"{path}: " in caplog.text and "refused" in caplog.text and "it is replaced" in caplog.text
+
+
 def test_record_peers_failure_raises_with_the_path(tmp_path):
     mod = load_salt_module("_modules/mfsha.py", salt={})
     with pytest.raises(OSError, match="nowhere"):
@@ -245,6 +290,27 @@ def test_reserve_is_kept_only_while_twice_its_size_is_free(tmp_path, monkeypatch
     assert st.st_blocks * 512 >= 1 << 20 and st.st_mode & 0o777 == 0o600  # allocated, not sparse
     assert mfsha.keep_reserve(str(tmp_path), 1) == 1 << 20 and os.listdir(tmp_path) == [".mfsha-reserve"]
     assert mfsha.keep_reserve(str(tmp_path / "gone"), 0) == 0  # switched off: not even a stat
+
+
+def test_reserve_never_follows_a_link_and_a_leftover_is_cleaned(tmp_path, monkeypatch):
+    bait = tmp_path / "outside"
+    bait.write_text("keep\n")
+    data = tmp_path / "storage"
+    data.mkdir()
+    tmp = data / mfsha_files.tmp_name(".mfsha-reserve")
+    tmp.symlink_to(bait)  # O_TRUNC through it would empty the bait
+    (data / ".mfsha-reserve.tmp").symlink_to(bait)  # the old name: nobody touches it any more
+    monkeypatch.setattr(os, "statvfs", statvfs(2 << 20))
+    assert mfsha.keep_reserve(str(data), 1) == 1 << 20
+    assert bait.read_text() == "keep\n" and sorted(os.listdir(data)) == [".mfsha-reserve", ".mfsha-reserve.tmp"]
+    os.unlink(data / ".mfsha-reserve")
+    (data / ".mfsha-reserve").symlink_to(bait)
+    with pytest.raises(OSError, match=r"\.mfsha-reserve: is not a regular file; refused"):
+        mfsha.keep_reserve(str(data), 1)
+    os.unlink(data / ".mfsha-reserve")
+    tmp.write_bytes(b"\0" * 4096)  # a crash's half-made reserve on a storage that is short of space
+    monkeypatch.setattr(os, "statvfs", statvfs(1 << 20))
+    assert mfsha.keep_reserve(str(data), 1) == 0 and not tmp.exists() and bait.read_text() == "keep\n"
 
 
 def test_restart_refuses_a_data_path_short_of_the_version_the_master_reported(tmp_path, monkeypatch):
@@ -285,3 +351,10 @@ def test_after_a_full_storage_only_a_restart_with_the_tail_checked_starts(tmp_pa
     assert started == [] and (data / ".mfsha-was-full").exists()
     assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
     assert len(started) == 1 and not (data / ".mfsha-was-full").exists()
+    bait = tmp_path / "outside"
+    bait.write_text("keep\n")
+    (data / ".mfsha-was-full").symlink_to(bait)  # planted: evidence like the marker, removed (never followed)
+    with pytest.raises(CommandExecutionError, match="the changelog may lack its tail"):
+        mod.restart_master(cfg=cfg, grace=0)
+    assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
+    assert bait.read_text() == "keep\n" and not os.path.lexists(data / ".mfsha-was-full")

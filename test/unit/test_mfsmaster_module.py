@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from salt.exceptions import CommandExecutionError
 
+import mfsha_files
 import mfsha_mfs
 from unit_support import FakeCommands, HungMaster, load_salt_module, statvfs
 from test_mfs_parse import LIVE, Server
@@ -385,7 +386,43 @@ def test_add_changelog_closes_the_hole(tmp_path):
     assert res["ok"] and res["hole"] is None and res["version"] == 1417, res["problems"]
     assert (mst.data / "changelog_ml.0.mfs").read_text() == "".join(lines)
     assert (mst.data / "changelog_ml.0.mfs").stat().st_uid == os.getuid()
-    assert not (mst.data / "changelog_ml.0.mfs.tmp").exists()
+    assert sorted(os.listdir(mst.data)) == sorted(os.listdir(MFS / "data-hole") + ["changelog_ml.0.mfs"])
+
+
+def test_add_changelog_never_follows_a_link_planted_in_data_path(tmp_path):
+    """The issue's attack: a compromised mfsmaster plants links where the fill writes, then crashes. The fill
+    replaces the links (a rename never follows one) and chowns only its own file, through its fd."""
+    lines = Master(tmp_path / "ml").mod.changelog_since(1266, data_path=str(MFS / "data-kill9"))["lines"]
+    mst = Master(tmp_path / "m", data="data-hole")
+    bait = tmp_path / "passwd"
+    bait.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    os.chown(bait, 4242, 4242)  # a chown through a link would make it the WORKING_USER's
+    names = ("changelog_ml.0.mfs", "changelog_ml.0.mfs.tmp", mfsha_files.tmp_name("changelog_ml.0.mfs"))
+    for name in names:
+        (mst.data / name).symlink_to(bait)
+    assert mst.mod.add_changelog(lines)["version"] == 1417
+    assert bait.read_text() == "root:x:0:0:root:/root:/bin/sh\n" and bait.stat().st_uid == 4242
+    fill = mst.data / "changelog_ml.0.mfs"
+    assert not fill.is_symlink() and fill.read_text() == "".join(lines) and fill.stat().st_uid == os.getuid()
+    assert not os.path.lexists(mst.data / names[2])  # the planted temporary link was removed, not followed
+
+
+def test_a_config_that_is_not_roots_regular_file_is_refused(tmp_path):
+    mst = Master(tmp_path / "m")
+    real = Path(mst.cfg).with_suffix(".real")
+    os.rename(mst.cfg, real)
+    os.symlink(real, mst.cfg)
+    with pytest.raises(CommandExecutionError, match=r"mfsmaster.cfg: is a symlink; refused"):
+        mst.mod.data_path_ok()
+    os.unlink(mst.cfg)
+    os.mkfifo(mst.cfg)
+    with pytest.raises(CommandExecutionError, match=r"mfsmaster.cfg: is not a regular file; refused"):
+        mst.mod.missing_changes(1417)
+    os.unlink(mst.cfg)
+    shutil.copy(real, mst.cfg)
+    os.chown(mst.cfg, 4242, 4242)  # the storage's owner wrote it: not root's word
+    with pytest.raises(CommandExecutionError, match=r"mfsmaster.cfg: belongs to uid 4242"):
+        mst.mod.kill()
 
 
 @pytest.mark.parametrize("lines, why", [
@@ -415,19 +452,20 @@ def test_add_changelog_on_a_full_disk_releases_the_reserve_once(tmp_path, monkey
     lines = Master(tmp_path / "ml").mod.changelog_since(1266, data_path=str(MFS / "data-kill9"))["lines"]
     mst = Master(tmp_path / "m", data="data-hole")
     (mst.data / mfsha_mfs.RESERVE).write_bytes(b"\0" * 8192)
-    real, calls = mfsha_mfs.write_durably, []
+    real, calls = mfsha_files.write_durably, []
 
     def full_once(*args, **kwargs):
-        calls.append(args[0])
+        calls.append(os.path.basename(args[0]))
         if len(calls) == 1:
             raise OSError(errno.ENOSPC, "No space left on device", args[0])
         return real(*args, **kwargs)
-    monkeypatch.setattr(mfsha_mfs, "write_durably", full_once)
+    monkeypatch.setattr(mfsha_files, "write_durably", full_once)
     monkeypatch.setattr(os, "statvfs", statvfs(0))
-    assert mst.mod.add_changelog(lines)["version"] == 1417 and len(calls) == 2
+    assert mst.mod.add_changelog(lines)["version"] == 1417
+    assert calls == ["changelog_ml.0.mfs", mfsha_mfs.WAS_FULL, "changelog_ml.0.mfs"]  # the marker, then again
     assert not (mst.data / mfsha_mfs.RESERVE).exists()
     # no reserve left: the error stands, with its path
-    monkeypatch.setattr(mfsha_mfs, "write_durably", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(mfsha_files, "write_durably", lambda *a, **k: (_ for _ in ()).throw(
         OSError(errno.ENOSPC, "No space left on device", a[0])))
     with pytest.raises(CommandExecutionError, match="changelog_ml.0.mfs failed: .*No space left"):
         mst.mod.add_changelog(lines)

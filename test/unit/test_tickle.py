@@ -32,8 +32,10 @@ def test_reads_every_other_nodes_file_and_not_its_own(tmp_path, monkeypatch):
     (tmp_path / ".mfsha-peers.dead-node").write_text("10.99.0.31 33090 9421\n10.99.0.21 51300 9420\n")
     (tmp_path / ".mfsha-peers.dead-node.tmp").write_text("junk\n")
     (tmp_path / ".mfsha-peers.planted").write_text("192.0.2.1 22 9421\n")
-    os.chown(tmp_path / ".mfsha-peers.planted", 420, 420)  # not root's: ignored
-    assert tickle.others(str(tmp_path), me) == [str(tmp_path / ".mfsha-peers.dead-node")]
+    os.chown(tmp_path / ".mfsha-peers.planted", 420, 420)  # not root's: refused
+    peers, read, refused = tickle.others(str(tmp_path), me)
+    assert read == [".mfsha-peers.dead-node"] and peers == [("10.99.0.21", 51300, 9420), ("10.99.0.31", 33090, 9421)]
+    assert refused == [".mfsha-peers.planted: not a regular file of root's (mode 100644, uid 420)"]
     sent = []
 
     class Raw:
@@ -59,3 +61,25 @@ def test_bad_peers_file_fails_with_the_reason(tmp_path, capsys):
     assert tickle.main(["mfsha-tickle", "10.99.0.10", str(tmp_path / "missing")]) == 1
     assert "No such file" in capsys.readouterr().err
     assert tickle.main(["mfsha-tickle"]) == 2
+
+
+def test_links_fifos_and_endless_files_are_refused_and_skipped(tmp_path, monkeypatch, capsys):
+    """DIR is the mfs user's: a link (to /dev/zero: an endless read; to a root file elsewhere), a FIFO (the open would
+    block) or a huge file is skipped with the reason, logged; the real peers file is still tickled."""
+    (tmp_path / ".mfsha-peers.dead-node").write_text("10.99.0.31 33090 9421\n")
+    (tmp_path / ".mfsha-peers.zero").symlink_to("/dev/zero")
+    (tmp_path / ".mfsha-peers.passwd").symlink_to(tmp_path / ".mfsha-peers.dead-node")
+    os.mkfifo(tmp_path / ".mfsha-peers.fifo")
+    (tmp_path / ".mfsha-peers.huge").write_bytes(b"1" * (tickle.PEERS_LIMIT + 1))
+    logged = []
+    monkeypatch.setattr(tickle.syslog, "syslog", lambda *a: logged.append(a[-1]))
+    monkeypatch.setattr(tickle.socket, "socket", lambda *a: type("Raw", (), {
+        "bind": lambda self, addr: None, "sendto": lambda self, seg, addr: None})())
+    monkeypatch.setattr(tickle.time, "sleep", lambda s: None)
+    assert tickle.main(["mfsha-tickle", "10.99.0.10", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    for name, why in (("zero", "(a symlink)"), ("passwd", "(a symlink)"), ("fifo", "not a regular file"),
+                      ("huge", f"over {tickle.PEERS_LIMIT} bytes")):
+        assert f"refused {tmp_path}/.mfsha-peers.{name}: " in err and why in err, err
+        assert any(f".mfsha-peers.{name}: " in line and "skipped" in line for line in logged), logged
+    assert "sent tickle ACKs to 1 connection(s)" in logged[-1] and "from .mfsha-peers.dead-node:" in logged[-1]
