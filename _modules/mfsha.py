@@ -16,12 +16,13 @@ import time
 
 import yaml
 import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_glob
 import mfsha_mfs
 import mfsha_pillar
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_drbd, mfsha_mfs, mfsha_pillar):
+for _mod in (mfsha_drbd, mfsha_mfs, mfsha_glob, mfsha_pillar):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
