@@ -27,7 +27,8 @@ from labhosts import LabError  # noqa: E402
 
 # the faults that may need the operator's metalogger recovery run last
 MATRIX = ("kill9", "sigstop", "host_death", "during_failover", "partition", "heal_loses_heartbeat", "isolated_standby",
-          "isolated_active", "salt_master_down", "port_blocked", "cycles", "disk_full", "changelog_hole")
+          "isolated_active", "salt_master_down", "port_blocked", "cycles", "disk_full", "changelog_hole",
+          "rogue_metalogger")
 
 
 def bad(rec):

@@ -727,3 +727,5 @@ def combine(recs):
             "seconds": round(sum(r["seconds"] for r in recs), 1),
             "rounds": [{k: r[k] for k in ("node", "rto_s", "bytes_lost", "final_state", "notes", "observed")}
                        for r in recs]}
+
+import faults_rogue  # noqa: E402,F401  - registers rogue_metalogger into FAULTS (this file is long enough)

@@ -139,3 +139,14 @@ def test_client_port_blocked(loop):
 
 def test_back_to_back_cycles(loop):
     check(run_fault(loop, "cycles", cycles=int(os.environ.get("MFSHA_FAULT_CYCLES", "5"))))
+
+
+def test_rogue_metalogger_is_refused(loop):
+    """A minion the metalogger targets match answers the fill with crafted lines: the loop refuses the fill and names
+    it, nothing reaches DATA_PATH, and the operator recovery from the real metalogger brings the service back."""
+    rec = run_fault(loop, "rogue_metalogger")
+    check(rec)
+    seen = rec["observed"]
+    assert seen["outcome"] == "mfsha/failover/failed" and "mfs-client" in seen["reason"], seen
+    assert "the metalogger fill is refused" in seen["reason"], seen
+    assert seen["changelogs_unchanged"] and seen["crafted_files"] == [], seen
