@@ -66,7 +66,8 @@ def test_a_crafted_line_in_the_hole_is_refused_by_the_other_metalogger():
     crafted = {**STREAM, 1270: "1270: 1795618038|UNLINK(1,f1):1212\n"}
     v = verdict({"a-ml": (True, answer(STREAM)), "b-rogue": (True, answer(crafted))})
     assert v["action"] == "refuse"
-    assert len(v["problems"]) == 1 and "change 1270: a-ml has " in v["problems"][0] and "b-rogue has" in v["problems"][0]
+    assert len(v["problems"]) == 1
+    assert "change 1270: a-ml has " in v["problems"][0] and "b-rogue has" in v["problems"][0]
 
 
 def test_many_disagreements_are_counted():
