@@ -110,14 +110,19 @@ def first_outcome(events, since, timeout):
     return wait_for("the failover loop's outcome", outcome, timeout, interval=0.5)
 
 
+def prepare_rogue(lab, ctx):
+    """Before the fault's clock starts (faultlib.PREPARE): the event watcher and the rogue, both undone with it."""
+    ctx["events"] = Events(lab, "rogue")
+    ctx["undo"].append(ctx["events"].close)
+    ctx["rogue_gone"] = install_rogue(lab)
+    ctx["undo"].append(ctx["rogue_gone"])
+
+
 def f_rogue_metalogger(lab, ctx):
-    """The changelog hole of f_changelog_hole with a rogue metalogger answering: the loop's fill must refuse; then the
-    operator recovery from the real metalogger."""
+    """The changelog hole of f_changelog_hole with a rogue metalogger answering (prepare_rogue): the loop's fill must
+    refuse; then the operator recovery from the real metalogger."""
     node, mnt = ctx["node"], lab.cluster_pillar()["storage"]["mountpoint"]
-    events = Events(lab, "rogue")
-    ctx["undo"].append(events.close)
-    rogue_gone = install_rogue(lab)
-    ctx["undo"].append(rogue_gone)
+    events, rogue_gone = ctx["events"], ctx["rogue_gone"]
     lab.write_files(n=20, size=4096, subdir=f"faults/rogue-{time.time_ns()}")  # entries to cut
     ctx["undo"].append(lambda: faultlib.resume_all(lab))
     faultlib.signal_master(lab, node, signal.SIGSTOP)
@@ -139,4 +144,5 @@ def f_rogue_metalogger(lab, ctx):
 
 
 faultlib.FAULTS["rogue_metalogger"] = f_rogue_metalogger
+faultlib.PREPARE["rogue_metalogger"] = prepare_rogue
 faultlib.LIMITS["rogue_metalogger"] = 90
