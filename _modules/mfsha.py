@@ -20,14 +20,15 @@ import time
 import yaml
 import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this module loads
 import mfsha_files
+import mfsha_glob
 import mfsha_mfs
 import mfsha_pillar
 import mfsha_redact
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
-# uses mfsha_files, mfsha_pillar uses mfsha_redact: those first).
-for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_redact, mfsha_pillar):
+# uses mfsha_files, mfsha_pillar uses mfsha_glob and mfsha_redact: those first).
+for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"

@@ -12,12 +12,13 @@ import signal
 import time
 
 import mfsha_files  # synced _utils; on sys.path only while the loader imports this module
+import mfsha_fill
 import mfsha_mfs
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
 # uses mfsha_files: that one first).
-for _mod in (mfsha_files, mfsha_mfs):
+for _mod in (mfsha_files, mfsha_mfs, mfsha_fill):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsmaster"
@@ -256,22 +257,38 @@ def reload(cfg=None):
     return {"log": _text(res)}
 
 
+def _changelog_tail(data_path, since):
+    """{version: line} of DATA_PATH's changelog files from `since` on (mfsha_mfs.changelog_tail)."""
+    files = {}
+    for name in os.listdir(data_path):
+        if mfsha_mfs.CHANGELOG_RE.match(name):
+            with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
+                files[name] = fh.read()
+    try:
+        return mfsha_mfs.changelog_tail(files, int(since))
+    except ValueError as exc:
+        raise CommandExecutionError("changelogs in {}: {}".format(data_path, exc)) from None
+
+
 def changelog_since(since, data_path="/var/lib/mfs"):
     """The complete changelog entries with version >= `since` in DATA_PATH's changelog files, one per version and
     without a gap (they end before the first missing version). Run on a metalogger (its changelog_ml*.mfs: its own
     copy of the master's change stream), it is what fills a master's changelog hole. Returns {"first", "last",
-    "count", "lines"}; first/last None when there are none."""
-    texts = []
-    for name in sorted(os.listdir(data_path)):
-        if mfsha_mfs.CHANGELOG_RE.match(name):
-            with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
-                texts.append(fh.read())
-    tail = mfsha_mfs.changelog_tail(texts, int(since))
+    "count", "lines"}; first/last None when there are none. Two different lines for one version raise."""
+    tail = _changelog_tail(data_path, since)
     versions = sorted(tail)
     gap = next((i for i in range(1, len(versions)) if versions[i] != versions[i - 1] + 1), len(versions))
     versions = versions[:gap]
     return {"first": versions[0] if versions else None, "last": versions[-1] if versions else None,
             "count": len(versions), "lines": [tail[v] for v in versions]}
+
+
+def changelog_digests(since, cfg=None):
+    """DATA_PATH's own entries from version `since` on, holes and all, for the metalogger fill to compare with
+    (mfsha_fill.verdict): {"data_path", "digests": [[version, mfsha_fill.digest(line)], ...]} in version order."""
+    data_path = _settings(cfg)["DATA_PATH"]
+    tail = _changelog_tail(data_path, since)
+    return {"data_path": data_path, "digests": [[v, mfsha_fill.digest(tail[v])] for v in sorted(tail)]}
 
 
 def missing_changes(version, cfg=None):

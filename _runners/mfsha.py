@@ -38,17 +38,20 @@ import salt.client
 import salt.exceptions
 import salt.fileclient
 import salt.pillar
+import salt.utils.minions
 import yaml
 
 import mfsha_event
 import mfsha_files  # synced _utils (salt-run saltutil.sync_all on the master)
+import mfsha_fill
+import mfsha_glob
 import mfsha_mfs
 import mfsha_pillar
 import mfsha_redact
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
-# uses mfsha_files, mfsha_pillar uses mfsha_redact: those first).
-for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_redact, mfsha_pillar):
+# uses mfsha_files, mfsha_pillar uses mfsha_glob and mfsha_redact: those first).
+for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_fill):
     importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
@@ -397,10 +400,12 @@ def _lacks_changes(error):
 def _fill(c, node, expect=None):
     """NODE's DATA_PATH may lack changes its master acknowledged: a hole (the restart stopped at it), the tail up to
     `expect` (the version its master last reported), or an unknown tail (the storage was full). The metaloggers
-    keep their own copy of the change stream: copy what one holds from the replay start (the metadata file's
+    keep their own copy of the change stream: copy their changes from the replay start (the metadata file's
     version) on into DATA_PATH (mfsmaster.add_changelog): one gapless file closes every hole, also one that only
-    `mfsmaster -a` sees, and replaces an earlier fill safely. An unknown tail that no metalogger extends is no loss.
-    Returns (note, None) when DATA_PATH is complete, else (None, why not)."""
+    `mfsmaster -a` sees, and replaces an earlier fill safely. Only what mfsha_fill.verdict accepts is written: lines
+    of the cluster's own metaloggers that agree with DATA_PATH and each other, every metalogger answering. An
+    unknown tail that no metalogger extends is no loss. Returns (note, None) when DATA_PATH is complete, else
+    (None, why not)."""
     cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
     ok, disk = _call([node], "mfsmaster.data_path_ok", {"cfg": cfg})[node]
     if not ok or not isinstance(disk, dict) or disk.get("version") is None:
@@ -413,29 +418,35 @@ def _fill(c, node, expect=None):
     if not targets:
         return (f"no metaloggers to compare {node}'s changelog with", None) if gap["to"] is None else (
             None, f"changes {gap['from']}..{gap['to']} are missing and there are no metaloggers to fill them from")
-    data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
-    ret = _call(" or ".join(targets), "mfsmaster.changelog_since", {"since": start, "data_path": data_path},
-                timeout=30, tgt_type="compound")
-    have = {m: r for m, (ok, r) in ret.items() if ok and isinstance(r, dict)}
-    seen = {m: (r["first"], r["last"]) if m in have else r for m, (_, r) in ret.items()}
-    if gap["to"] is None and have and all((r["last"] or 0) < gap["from"] for r in have.values()):
-        return f"no metalogger holds changes after {node}'s changelog (from {gap['from']} on: {seen})", None
-    # the earliest start wins (a metalogger restarted since the last dump may lack the first changes; those are
-    # then only in the master's own changelogs), then the longest tail
-    full = [(r["first"], -r["last"], m) for m, r in have.items()
-            if r["first"] is not None and r["first"] <= gap["from"] and r["last"] >= (gap["to"] or gap["from"])]
-    if not full:
-        return None, (f"no metalogger holds every change from {gap['from']} to {gap['to'] or gap['from']} "
-                      f"(first, last seen: {seen})")
-    *_, ml = min(full)
-    lines = have[ml]["lines"]
-    ok, after = _call([node], "mfsmaster.add_changelog", {"lines": lines, "cfg": cfg}, timeout=60)[node]
+    ok, own = _call([node], "mfsmaster.changelog_digests", {"since": start, "cfg": cfg}, timeout=30)[node]
+    if not ok or not isinstance(own, dict):
+        return None, f"reading {node}'s changelog entries failed: {own}"
+    v = _metaloggers_verdict(c, gap, start, {ver: d for ver, d in own["digests"]})
+    if v["action"] == "refuse":
+        return None, f"the metalogger fill is refused: {'; '.join(v['problems'])}"
+    if v["action"] == "complete":
+        return v["note"], None
+    ok, after = _call([node], "mfsmaster.add_changelog", {"lines": v["lines"], "cfg": cfg}, timeout=60)[node]
+    source = ", ".join(v["source"])
     if not ok:
-        return None, f"writing {ml}'s changes into {node}'s DATA_PATH failed: {after}"
-    if after.get("hole") or (after.get("version") or 0) <= max(have[ml]["last"], (expect or 0) - 1):
-        return None, f"{ml}'s changes did not complete {node}'s DATA_PATH: {after['problems'] or after['version']}"
-    return (f"changes {gap['from']}..{have[ml]['last']} were missing in {node}'s changelog: {len(lines)} changes "
-            f"from {have[ml]['first']} on copied from metalogger {ml}"), None
+        return None, f"writing {source}'s changes into {node}'s DATA_PATH failed: {after}"
+    if after.get("hole") or (after.get("version") or 0) <= max(v["last"], (expect or 0) - 1):
+        return None, f"{source}'s changes did not complete {node}'s DATA_PATH: {after['problems'] or after['version']}"
+    return (f"changes {gap['from']}..{v['last']} were missing in {node}'s changelog: {len(v['lines'])} changes "
+            f"from {v['first']} on copied from metalogger {source}"), None
+
+
+def _metaloggers_verdict(c, gap, start, own):
+    """mfsha_fill.verdict on what the metalogger targets' minions answer to mfsmaster.changelog_since, against the
+    minions the targets match on the Salt master (a silent one makes the tail unknown) and the Salt master's pillar
+    now (a master node or another cluster's minion is refused)."""
+    targets = " or ".join(c["metaloggers"]["targets"])
+    expected = salt.utils.minions.CkMinions(__opts__).check_minions(targets, "compound")["minions"]
+    data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
+    answers = _call(targets, "mfsmaster.changelog_since", {"since": start, "data_path": data_path}, timeout=30,
+                    tgt_type="compound")
+    outside = mfsha_fill.outsiders(sorted(set(answers) | set(expected)), _clusters(), c["name"])
+    return mfsha_fill.verdict(answers, expected, outside, own, gap, start)
 
 
 def _move(c, node, peer, expect=None):

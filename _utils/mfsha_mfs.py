@@ -166,16 +166,18 @@ def changelog_hole(start, files):
     return None
 
 
-def changelog_tail(texts, since):
-    """{version: line} of the complete `<version>: ...` lines with version >= `since` in the texts of changelog
-    files (a metalogger's changelog_ml*.mfs: its own copy of the master's change stream), one per version. A torn
-    last line (no newline: the writer died mid-line) is left out; replaying half an entry would fail."""
+def changelog_tail(files, since):
+    """{version: line} of the complete `<version>: ...` lines with version >= `since` in changelog files ({name:
+    text}, e.g. a metalogger's changelog_ml*.mfs: its own copy of the master's change stream), read in numeric
+    file order (.2 after .10 would be lexicographic). A torn last line (no newline: the writer died mid-line) is
+    left out; replaying half an entry would fail. Two different lines for one version raise ValueError."""
     out = {}
-    for text in texts:
-        for line in text.splitlines(keepends=True):
+    for name in sorted(files, key=lambda n: (int(CHANGELOG_RE.match(n).group(1)), n)):
+        for line in files[name].splitlines(keepends=True):
             head, sep, _ = line.partition(":")
             if sep and head.isdigit() and line.endswith("\n") and int(head) >= since:
-                out.setdefault(int(head), line)
+                if out.setdefault(int(head), line) != line:
+                    raise ValueError("change {} differs between two changelog lines (one in {})".format(head, name))
     return out
 
 

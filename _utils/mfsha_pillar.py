@@ -8,6 +8,7 @@ import fnmatch
 import ipaddress
 import re
 
+import mfsha_glob  # synced _utils beside this one
 import mfsha_redact
 
 ROOT = "mfsha:clusters"
@@ -27,6 +28,7 @@ AFTER_SB = {
 FORCED_CFG = ("DATA_PATH", "EXPORTS_FILENAME")
 FREE_FORM = {"nodes", "disks", "config"}
 ROLES = ("chunkserver", "metalogger", "client")
+COMPOUND_WORDS = ("and", "or", "not")
 
 
 class PillarError(ValueError):
@@ -246,9 +248,33 @@ def _exports(path, exports, vip):
 
 def _targets(path, targets):
     for i, t in enumerate(_list(path, targets)):
-        if not isinstance(t, str) or not GLOB.match(t):
+        if not isinstance(t, str) or not GLOB.match(t) or len(t) > 255:
             raise PillarError(f"{path}:{i}", t, "must be a minion id or glob")
+        if t in COMPOUND_WORDS:  # the runner joins the targets with ` or ` into one compound target
+            raise PillarError(f"{path}:{i}", t, "is a compound target operator, not a minion id or glob")
     return targets
+
+
+def _one_cluster_each(clusters):
+    """A minion feeds one cluster only: the metalogger fill copies what the metalogger targets' minions return into
+    DATA_PATH, so a target that can match another cluster's minion, or any master node, is refused."""
+    for name, c in clusters.items():
+        for role in ROLES:
+            for i, glob in enumerate(c[role + "s"]["targets"]):
+                path = f"{ROOT}:{name}:{role}s:targets:{i}"
+                for other, oc in clusters.items():
+                    node = next((n["id"] for n in oc["nodes"] if fnmatch.fnmatchcase(n["id"], glob)), None)
+                    if node:
+                        raise PillarError(path, glob, f"matches {node}, a master node of cluster {other}")
+                    if other == name:
+                        continue
+                    for orole in ROLES:
+                        for g in oc[orole + "s"]["targets"]:
+                            both = mfsha_glob.example(glob, g)
+                            if both is not None:
+                                raise PillarError(path, glob, f"can match a minion that {orole} target {g!r} of "
+                                                              f"cluster {other} matches too (e.g. {both!r}): a minion "
+                                                              "serves one cluster only")
 
 
 def validate_cluster(name, pillar_cluster, defaults):
@@ -320,6 +346,7 @@ def validate(pillar_mfsha, defaults):
         if c["vip"]["address"] in seen and seen[c["vip"]["address"]] != name:
             raise PillarError(f"{ROOT}:{name}:vip:address", c["vip"]["address"], f"is already used by cluster {seen[c['vip']['address']]}")
         seen[c["vip"]["address"]] = name
+    _one_cluster_each(clusters)
     return clusters
 
 

@@ -22,15 +22,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
 
 from failover_loop import loop_lab  # noqa: E402
-import faults_forged  # noqa: E402,F401  (registers forged_event)
-import faults_security  # noqa: E402,F401  (registers its faults into FAULTS)
 from faultlib import FAULTS, combine, run_fault  # noqa: E402
 from labhosts import LabError  # noqa: E402
 
 # the faults that may need the operator's metalogger recovery run last
 MATRIX = ("kill9", "sigstop", "host_death", "during_failover", "partition", "heal_loses_heartbeat", "isolated_standby",
           "isolated_active", "salt_master_down", "port_blocked", "cycles", "disk_full", "changelog_hole",
-          "forged_event", "symlink_in_data_path")
+          "forged_event", "symlink_in_data_path", "rogue_metalogger")
 
 
 def bad(rec):

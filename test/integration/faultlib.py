@@ -727,3 +727,8 @@ def combine(recs):
             "seconds": round(sum(r["seconds"] for r in recs), 1),
             "rounds": [{k: r[k] for k in ("node", "rto_s", "bytes_lost", "final_state", "notes", "observed")}
                        for r in recs]}
+
+# the security faults live in modules of their own (this file is long enough); importing them registers them here
+import faults_forged  # noqa: E402,F401
+import faults_rogue  # noqa: E402,F401
+import faults_security  # noqa: E402,F401

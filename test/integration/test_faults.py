@@ -10,7 +10,6 @@ import os
 
 import pytest
 
-import faults_security  # noqa: F401  (registers symlink_in_data_path into faultlib's FAULTS)
 from faultlib import loop_history, run_fault
 
 pytestmark = pytest.mark.lab
@@ -153,3 +152,14 @@ def test_symlink_in_data_path(loop):
     assert rec["observed"]["baits_changed"] == [], rec["observed"]
     assert any(".mfsha-peers." in line and "is a symlink; refused" in line for line in rec["observed"]["refused"]), \
         rec["observed"]["refused"]
+
+
+def test_rogue_metalogger_is_refused(loop):
+    """A minion the metalogger targets match answers the fill with crafted lines: the loop refuses the fill and names
+    it, nothing reaches DATA_PATH, and the operator recovery from the real metalogger brings the service back."""
+    rec = run_fault(loop, "rogue_metalogger")
+    check(rec)
+    seen = rec["observed"]
+    assert seen["outcome"] == "mfsha/failover/failed" and "mfs-client" in seen["reason"], seen
+    assert "the metalogger fill is refused" in seen["reason"], seen
+    assert seen["changelogs_unchanged"] and seen["crafted_files"] == [], seen

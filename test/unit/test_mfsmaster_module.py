@@ -17,6 +17,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 import mfsha_files
+import mfsha_fill
 import mfsha_mfs
 from unit_support import FakeCommands, HungMaster, load_salt_module, statvfs
 from test_mfs_parse import LIVE, Server
@@ -376,6 +377,24 @@ def test_changelog_since_reads_complete_entries_once(tmp_path):
     (ml / "changelog_ml.0.mfs").unlink()
     res = Master(tmp_path / "o").mod.changelog_since(1266, data_path=str(ml))
     assert (res["first"], res["last"], res["count"]) == (1266, 1299, 34)
+
+
+def test_changelog_since_refuses_two_lines_for_one_change(tmp_path):
+    ml = tmp_path / "ml"
+    shutil.copytree(MFS / "data-kill9", ml)
+    (ml / "changelog_ml.10.mfs").write_text("1300: 1795618038|UNLINK(1,f1):1212\n")
+    with pytest.raises(CommandExecutionError, match="change 1300 differs between two changelog lines"):
+        Master(tmp_path / "m").mod.changelog_since(1266, data_path=str(ml))
+
+
+def test_changelog_digests_are_data_paths_own_entries(tmp_path):
+    mst = Master(tmp_path, data="data-hole")
+    res = mst.mod.changelog_digests(1216)
+    versions = [v for v, _ in res["digests"]]
+    assert res["data_path"] == str(mst.data)
+    assert versions == list(range(1216, 1266)) + list(range(1276, 1417))  # the hole stays a hole
+    line = next(x for x in (mst.data / "changelog.0.mfs").read_text().splitlines(True) if x.startswith("1300: "))
+    assert dict(res["digests"])[1300] == mfsha_fill.digest(line)
 
 
 def test_add_changelog_closes_the_hole(tmp_path):

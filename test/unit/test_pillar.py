@@ -1,6 +1,10 @@
 """Pillar validation (_utils/mfsha_pillar.py): every bad-pillar class gets one message naming the key path."""
 import copy
+import fnmatch
+import itertools
 import pathlib
+import random
+import re
 import sys
 
 import pytest
@@ -8,6 +12,7 @@ import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "_utils"))
+import mfsha_glob  # noqa: E402
 import mfsha_pillar  # noqa: E402
 
 DEFAULTS = yaml.safe_load((REPO / "mfsha/defaults.yaml").read_text())
@@ -176,3 +181,60 @@ def test_the_value_of_an_unknown_key_is_never_echoed(path):
         "port-out-of-range", "client-port-not-int"])
 def test_malformed_values_get_a_clear_error(changes, message):
     assert error_of(example(**changes)) == message
+
+
+
+# ---- a minion feeds one cluster only (the metalogger fill copies what the targets' minions return) ---------------
+
+@pytest.mark.parametrize("a, b, both", [
+    ("paris-cs*", "paris-cs1", "paris-cs1"), ("*-cs1", "berlin-cs*", "berlin-cs1"), ("a*", "*b", "ab"),
+    ("mfs-[a-c]?", "mfs-b[0-9]", "mfs-b0"), ("x[]]y", "x?y", "x]y"), ("[ab", "?ab", "[ab"),
+    ("paris-cs*", "berlin-cs*", None), ("mfs-[a-c]1", "mfs-[d-f]1", None), ("a?", "a", None),
+    ("[z-a]*", "*", None), ("cs1", "cs10", None),
+])
+def test_two_globs_overlap_exactly_when_a_string_matches_both(a, b, both):
+    got = mfsha_glob.example(a, b)
+    assert (got is None) == (both is None) and mfsha_glob.overlap(a, b) == (both is not None)
+    if got is not None:
+        assert fnmatch.fnmatchcase(got, a) and fnmatch.fnmatchcase(got, b)
+
+
+def test_glob_overlap_agrees_with_fnmatch_on_random_globs():
+    """Random globs over the pillar's glob characters: a found example matches both (fnmatch itself), and when
+    none is found no string up to 5 characters matches both."""
+    rnd = random.Random(7)
+    strings = ["".join(p) for n in range(6) for p in itertools.product("ab-[]c", repeat=n)]
+    for _ in range(400):
+        a, b = ("".join(rnd.choice("ab-*?[]") for _ in range(rnd.randint(0, 6))) for _ in range(2))
+        got = mfsha_glob.example(a, b)
+        if got is None:
+            ra, rb = (re.compile(fnmatch.translate(g)) for g in (a, b))
+            assert not any(ra.match(s) and rb.match(s) for s in strings), (a, b)
+        else:
+            assert fnmatch.fnmatchcase(got, a) and fnmatch.fnmatchcase(got, b), (a, b, got)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"paris:metaloggers:targets": ["*-cs1"]},
+     "invalid pillar mfsha:clusters:berlin:chunkservers:targets:0: 'berlin-cs*' can match a minion that metalogger "
+     "target '*-cs1' of cluster paris matches too (e.g. 'berlin-cs1'): a minion serves one cluster only"),
+    ({"berlin:clients:targets": ["*web[0-9]"]},
+     "invalid pillar mfsha:clusters:berlin:clients:targets:0: '*web[0-9]' can match a minion that chunkserver "
+     "target 'paris-cs*' of cluster paris matches too (e.g. 'paris-csweb0'): a minion serves one cluster only"),
+    ({"paris:clients:targets": ["paris-*"]},
+     f"invalid pillar {P}:clients:targets:0: 'paris-*' matches paris-mfs1, a master node of cluster paris"),
+    ({"paris:metaloggers:targets": ["paris-cs1", "berlin-mfs?"]},
+     f"invalid pillar {P}:metaloggers:targets:1: 'berlin-mfs?' matches berlin-mfs1, a master node of cluster berlin"),
+    ({"paris:metaloggers:targets": ["or"]},
+     f"invalid pillar {P}:metaloggers:targets:0: 'or' is a compound target operator, not a minion id or glob"),
+    ({"paris:metaloggers:targets": ["G@os:Debian"]},
+     f"invalid pillar {P}:metaloggers:targets:0: 'G@os:Debian' must be a minion id or glob"),
+], ids=["metalogger-glob-overlaps-other-cluster", "client-glob-overlaps-other-cluster", "target-matches-own-master",
+        "target-matches-other-master", "compound-operator", "compound-target"])
+def test_a_target_that_can_reach_another_clusters_minion_is_refused(changes, message):
+    assert error_of(example(**changes)) == message
+
+
+def test_roles_may_overlap_within_one_cluster():
+    pillar = example(**{"paris:metaloggers:targets": ["paris-cs1", "paris-web1"]})
+    assert mfsha_pillar.validate(pillar, DEFAULTS)["paris"]["metaloggers"]["targets"] == ["paris-cs1", "paris-web1"]
