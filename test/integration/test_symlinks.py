@@ -108,8 +108,9 @@ def test_fill_and_full_disk_restart_never_follow_planted_links(sec):
     loop_idle(lab)
     names = [n for n in fs.root_written(fs.nodename(lab, node)) if fs.FILL in n or fs.WAS_FULL in n]
     baits, before = plant(sec, names)
-    version = lab.metadata_version()
-    tail = lab.salt.cmd("mfs-cs1", "mfsmaster.changelog_since", str(max(version - 20, 1)), "data_path=/var/lib/mfs")
+    # as the loop's fill: every change from the replay start on (a shorter fill would reopen a hole it covered)
+    start = lab.salt.cmd(node, "mfsmaster.data_path_ok", f"cfg={CFG}", timeout=60)[node]["metadata_version"]
+    tail = lab.salt.cmd("mfs-cs1", "mfsmaster.changelog_since", str(start), "data_path=/var/lib/mfs")
     lines = tail["mfs-cs1"]["lines"]
     assert lines, tail
     ret = lab.salt.cmd(node, "mfsmaster.add_changelog", json.dumps(lines), f"cfg={CFG}", timeout=60)[node]
