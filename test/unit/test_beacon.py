@@ -1,5 +1,6 @@
 """The mfsha beacon: debounce and transition logic, and the checks it derives from one real look at a node
 (_modules/mfsha.node_state with captured mfsmaster/DRBD outputs, a real hung TCP endpoint for the protocol probe)."""
+import os
 from pathlib import Path
 
 import pytest
@@ -261,11 +262,13 @@ def test_drbd_faults_from_captured_status(tmp_path, fixture_name, problem):
 
 def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
+    node.mod.__opts__["cachedir"] = str(tmp_path / "cache")
     beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": node.mod.record_peers,
-                       "mfsha.keep_reserve": node.mod.keep_reserve}
+                       "mfsha.keep_reserve": node.mod.keep_reserve, "mfsha.keep_record": node.mod.keep_record}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     beacon._SEEN.clear()
+    beacon._RECORDS.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 2}]
     assert beacon.validate(config)[0]
     sent = [beacon.beacon(config) for _ in range(4)]
@@ -274,6 +277,10 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     assert ev["tag"] == "master/down" and ev["node"] == "mfs-a" and ev["cluster"] == "lab"
     assert isinstance(ev["since"], float) and ev["active"] is True and "no answer" in ev["details"]
     assert ev["last_version"] is None  # never seen healthy here
+    # the node's own record (what the loop acts on) says the same, written before the event left
+    record = node.mod.read_record("lab")
+    assert record["down"] == {"master": ev["since"]} and record["last_version"] is None
+    assert oct(os.stat(tmp_path / "cache" / "mfsha" / "beacon-lab.json").st_mode & 0o777) == "0o600"
     # the master answers again (captured running state, real answering endpoint): one master/up
     srv = Server("answer")
     try:
@@ -285,6 +292,15 @@ def test_beacon_sends_one_event_per_transition(tmp_path, hung):
         srv.close()
     assert [[e["tag"] for e in s] for s in sent] == [[], ["master/up"], []]
     assert sent[1][0]["last_version"] == 1417  # what the captured live master reports (cltoma-info__after-replay)
+    assert node.mod.read_record("lab") == dict(node.mod.read_record("lab"), down={}, last_version=None)
+    # hung again: the record holds the version the master last reported healthy
+    node.port = hung.port
+    out, err, rc = fixture("mfsmaster-test__sigstopped")
+    node.fake.on(f"mfsmaster -c {node.mount / 'mfsmaster.cfg'} test", stdout=out, stderr=err, rc=rc)
+    sent = [beacon.beacon(config) for _ in range(2)]
+    assert [[e["tag"] for e in s] for s in sent] == [[], ["master/down"]]
+    record = node.mod.read_record("lab")
+    assert record["down"] == {"master": sent[1][0]["since"]} and record["last_version"] == 1417
 
 
 def test_fixture_dir_exists():
@@ -299,7 +315,7 @@ def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, c
         calls.append((vip, mountpoint))
         raise PermissionError(13, "Permission denied", mountpoint + "/.mfsha-peers")
     beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": record,
-                       "mfsha.keep_reserve": node.mod.keep_reserve}
+                       "mfsha.keep_reserve": node.mod.keep_reserve, "mfsha.keep_record": lambda c, r: None}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 1}]
@@ -321,7 +337,7 @@ def test_passive_node_probes_the_vip_only_every_probe_every_seconds(tmp_path, mo
         return node.state(mounted=False) if kw["client"] else dict(node.state(mounted=False), vip_serves=None)
     now = [100.0]
     monkeypatch.setattr(beacon.time, "time", lambda: now[0])
-    beacon.__salt__ = {"mfsha.node_state": look}
+    beacon.__salt__ = {"mfsha.node_state": look, "mfsha.keep_record": lambda c, r: None}
     beacon._TRACKERS.clear()
     beacon._PROBED.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}]
