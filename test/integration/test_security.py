@@ -1,4 +1,10 @@
-"""Secrets on the lab (issue 7 "Security"): the pillar's heartbeat authkeys secret (and the DRBD shared secret when
+"""Security on the lab. Forged events (issue 21): from the client minion, the reactor injection and forged
+`salt/beacon/<master>/mfsha/*/down` events with hostile id, since, last_version, tag and payload sizes: no file appears
+on any host, no action is taken on a healthy cluster, each loop run says healthy or ignored, and a forged
+last_version does not keep a recoverable master down (faultlib's `forged_event`, test/integration/faults_forged.py).
+Links planted on the storage: test_symlinks.py; a rogue metalogger: test_rogue_metalogger.py.
+
+Secrets on the lab (issue 7 "Security"): the pillar's heartbeat authkeys secret (and the DRBD shared secret when
 the pillar has one) never shows in `salt ... state.apply` output, also when authkeys is rewritten, nor in any log the
 lab writes (Salt master and minions, syslog and heartbeat logs of every host, event logs); authkeys is 0600 root.
 
@@ -8,7 +14,10 @@ import os
 
 import pytest
 
+import faults_forged
+from faultlib import loop_history, run_fault
 from lab import Lab
+from test_faults import check
 from labsalt import VENV_BIN
 
 pytestmark = pytest.mark.lab
@@ -76,3 +85,18 @@ def test_secrets_absent_from_state_output_and_logs(sec):
         leaks += [(what, os.path.relpath(path, lab.rundir)) for what, secret in found.items() if secret in text]
     assert checked > 10, f"only {checked} log files under {lab.rundir}"
     assert leaks == [], f"secrets found in: {leaks}"
+
+
+def test_forged_events_run_nothing_and_move_nothing(loop):
+    before = len(loop_history(loop))
+    rec = run_fault(loop, "forged_event")
+    check(rec)
+    obs = rec["observed"]
+    assert obs["pwned_hosts"] == [], f"the injection ran: {obs['pwned_hosts']}"
+    results = [r["result"] for r in obs["forged"]]
+    assert len(results) == len(faults_forged.hostile(rec["node"])), results
+    assert set(results) <= {"healthy", "ignored"}, obs["forged"]
+    assert results[-1] == "ignored" and "'mfs-client' is not a master node" in obs["forged"][-1]["reason"]
+    # the loop acted once in all: the restart after the real kill -9, not kept down by the forged last_version
+    assert obs["after_kill9"]["result"] == "restarted", obs["after_kill9"]
+    assert [h["action"] for h in loop_history(loop)[before:]] == ["restart"], loop_history(loop)[before:]
