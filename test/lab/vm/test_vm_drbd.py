@@ -170,7 +170,7 @@ def beacon_events(call, looks=2):
 
     def node_state(**kwargs):  # positional: the caller's own `timeout` keyword would swallow node_state's
         order = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer", "timeout",
-                 "client")
+                 "client", "record")
         assert set(kwargs) == set(order), kwargs
         ok, state = call("mfsha.node_state", *[kwargs[k] for k in order])
         assert ok, state
@@ -180,7 +180,9 @@ def beacon_events(call, looks=2):
         ok, ret = call("mfsha.record_peers", vip, mountpoint)
         assert ok, ret
         return ret
-    beacon.__salt__ = {"mfsha.node_state": node_state, "mfsha.record_peers": record_peers}
+    # the node's own record (what the loop reads) is the minion's business: test_beacon.py checks it
+    beacon.__salt__ = {"mfsha.node_state": node_state, "mfsha.record_peers": record_peers,
+                       "mfsha.keep_record": lambda cluster, record: None}
     beacon.__opts__ = {"id": call.vm.name}
     config = [{"cluster": "vm"}, {"vip": "10.77.0.10"}, {"mountpoint": "/mnt/r0"}, {"storage": "drbd"},
               {"resource": "r0"}, {"debounce": 2}]
