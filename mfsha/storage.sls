@@ -37,9 +37,9 @@ mfsha-storage-drbd-resource-{{ d.resource }}:
     - mode: "0600"        # holds the shared secret
     - show_changes: False
     - makedirs: True
-    # the real parser must accept it before it replaces the live file (salt appends the temp file); its dump
-    # holds the shared secret, which must not reach the state output or a log
-    - check_cmd: drbdadm dump {{ d.resource }} >/dev/null -c
+    # the real parser must accept it before it replaces the live file (salt appends the temp file; no shell: the
+    # dump it prints on success is not shown in the state output)
+    - check_cmd: drbdadm dump {{ d.resource }} -c
     - require:
       - pkg: mfsha-storage-drbd-packages
       - file: mfsha-storage-drbd-fence-peer-handler
