@@ -18,7 +18,8 @@ Nothing is sent while a state holds, except that an unresolved fault is announce
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
 
-Configuration (written by mfsha/monitoring.sls from the pillar; `interval` counts minion loop ticks):
+Configuration (written by mfsha/monitoring.sls from the pillar; `interval` counts minion loop ticks; cluster..peer
+are node_state's arguments as mfsha.node_args builds them, _utils/mfsha_node.py, handed on as they are):
 
     beacons:
       mfsha:
@@ -44,6 +45,9 @@ import time
 log = logging.getLogger(__name__)
 __virtualname__ = "mfsha"
 REQUIRED = ("cluster", "vip", "mountpoint")
+# node_state's arguments that describe the node: mfsha_node.ARGS (a beacon cannot import _utils; a unit test holds
+# the two equal), the keys monitoring.sls writes from mfsha.node_args
+NODE_ARGS = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer")
 DEFAULTS = {"interface": "eth0", "port": 9421, "storage": "shared", "resource": "r0", "peer": None, "debounce": 2,
             "repeat": 60, "service_after": 30, "probe_timeout": 0.5, "reserve_mb": 0}
 _TRACKERS = {}  # cluster -> Tracker; module memory, reset when Salt reloads beacons
@@ -194,9 +198,7 @@ def beacon(config):
     cfg = _config(config)
     now = time.time()
     probe = now - _PROBED.get(cfg["cluster"], 0) >= PROBE_EVERY
-    state = __salt__["mfsha.node_state"](cluster=cfg["cluster"], vip=cfg["vip"], interface=cfg["interface"],
-                                         port=cfg["port"], mountpoint=cfg["mountpoint"], storage=cfg["storage"],
-                                         resource=cfg["resource"], peer=cfg["peer"], timeout=cfg["probe_timeout"],
+    state = __salt__["mfsha.node_state"](**{k: cfg[k] for k in NODE_ARGS}, timeout=cfg["probe_timeout"],
                                          client=probe, record=False)
     if state.get("vip_serves") is not None:
         _PROBED[cfg["cluster"]] = now

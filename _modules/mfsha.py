@@ -22,13 +22,14 @@ import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this modul
 import mfsha_files
 import mfsha_glob
 import mfsha_mfs
+import mfsha_node
 import mfsha_pillar
 import mfsha_redact
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
 # uses mfsha_files, mfsha_pillar uses mfsha_glob and mfsha_redact: those first).
-for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar):
+for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_node):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
@@ -284,15 +285,21 @@ def read_record(cluster):
 
 
 def _check_args(cfg):
-    """The few settings node_state needs, from this minion's validated settings (CLI and runner use)."""
+    """node_state's arguments for this master node (mfsha_node.node_args) and the peer's address, from this minion's
+    validated settings (CLI and runner use)."""
     cfg = cfg or settings()
     if "master" not in cfg["roles"]:
         raise CommandExecutionError(f"mfsha: {__grains__['id']} is not a master node of any cluster")
-    st = cfg["storage"]
-    return {"cluster": cfg["cluster"], "vip": cfg["vip"]["address"], "interface": cfg["vip"]["interface"],
-            "port": cfg["master"]["config"]["MATOCL_LISTEN_PORT"], "mountpoint": st["mountpoint"],
-            "storage": st["type"], "resource": st["drbd"]["resource"], "peer": cfg["peer"]["hostname"],
-            "peer_address": cfg["peer"]["address"]}
+    return dict(mfsha_node.node_args(cfg, cfg["me"]["id"]), peer_address=cfg["peer"]["address"])
+
+
+def node_args(cfg=None):
+    """node_state's arguments for this master node from its settings (`cfg`: mfsha.settings' answer, as map.jinja
+    holds it): what monitoring.sls writes into the beacon's config, which the beacon hands to node_state as it is.
+
+    CLI Example: salt-call mfsha.node_args"""
+    args = _check_args(cfg)
+    return {k: args[k] for k in mfsha_node.ARGS}
 
 
 def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=None, storage="shared", resource="r0",
@@ -307,10 +314,8 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
     `peer` is the peer's heartbeat node name, or {minion id: peer name} (one call serves both nodes)."""
     if isinstance(peer, dict):
         peer = peer.get(__grains__["id"])
-    if vip is None or mountpoint is None:
-        args = _check_args(None)
-        cluster, vip, interface, port = args["cluster"], args["vip"], args["interface"], args["port"]
-        mountpoint, storage, resource, peer = args["mountpoint"], args["storage"], args["resource"], args["peer"]
+    if vip is None or mountpoint is None:  # the CLI: this node's own settings
+        return node_state(**node_args(), timeout=timeout, client=client, record=record)
     out = {"node": __grains__["id"], "cluster": cluster, "time": time.time(),
            "heartbeat": heartbeat_state(peer), "vip": has_address(vip, interface), "mounted": is_mounted(mountpoint),
            "master": None, "drbd": None, "blockers": None}
@@ -409,15 +414,16 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
                    vip=None):
     """Restart mfsmaster in place: a running master gets `grace` s to stop (0: none), then SIGKILL with its bgsaver
     (mfsmaster.kill); then `mfsmaster -a` (replays the changelogs). Waits up to `timeout` s for it to answer the
-    protocol probe. Returns {"was_running", "killed", "pid", "serving_s", "released_reserve", "hold"}; raises when
-    it does not serve in time.
+    protocol probe. Returns {"started": True, "was_running", "killed", "pid", "serving_s", "released_reserve",
+    "hold"}; raises when it does not serve in time.
 
     `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
-    it is not run (the error starts with mfsha_mfs.MISSING; the runner compares with the metaloggers, fills in
-    what they hold and asks again with tail_checked) when DATA_PATH does not reach `expect_version` (the version
-    the master last reported healthy: the beacon's last look), or when the storage was full (less free space than
-    its reserve, which is given back first: mfsha.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with
-    tail_checked) and tail_checked is not set.
+    it is not run when DATA_PATH does not reach `expect_version` (the version the master last reported healthy: the
+    beacon's last look), or when the storage was full (less free space than its reserve, which is given back first:
+    mfsha.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with tail_checked) and tail_checked is not set; a
+    start that `mfsmaster -a` stops at a changelog hole is no start either. Then it returns {"started": False,
+    "refused": "missing_changes", "reason", "gap", "was_running", "killed", "released_reserve", "hold"}: the runner
+    compares with the metaloggers, fills in what they hold and asks again with tail_checked.
 
     With `vip`, a master process that is still there (hung, stopped) is replaced under a hold: see _hold."""
     t0 = time.monotonic()
@@ -442,13 +448,20 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
     data_path = os.path.dirname(cfg)  # DATA_PATH is the mountpoint (mfsha_pillar)
     released = mfsha_mfs.release_reserve(data_path)
     freed = f"; the storage was full: its {released >> 20} MiB reserve was released" if released else ""
+    out = {"killed": bool(stopped or killed), "released_reserve": released}
+    refused = dict(out, started=False, refused=mfsha_mfs.MISSING_CHANGES, gap=None)
     was_full = os.path.join(data_path, mfsha_mfs.WAS_FULL)
     gap = expect_version and __salt__["mfsmaster.missing_changes"](expect_version, cfg)
     if gap or (os.path.lexists(was_full) and not tail_checked):  # lexists: a link planted there is evidence too
         why = (f"{gap['data_path']} replays up to change {gap['from']}, the master had reached {expect_version}"
                if gap else "the changelog may lack its tail")
-        raise CommandExecutionError(f"{mfsha_mfs.MISSING}: {why}; not started{freed}")
-    started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
+        return dict(refused, gap=gap or None, reason=f"{mfsha_mfs.MISSING}: {why}; not started{freed}")
+    try:
+        started = __salt__["mfsmaster.start"](cfg=cfg, timeout=timeout)
+    except CommandExecutionError as exc:
+        if mfsha_mfs.HOLE not in str(exc):  # the daemon's own words are the only sign of a hole only it sees
+            raise
+        return dict(refused, reason=f"{mfsha_mfs.MISSING}: {exc}; not started{freed}")
     deadline = t0 + timeout
     while True:
         health = __salt__["mfsmaster.health"](cfg=cfg, timeout=probe_timeout)
@@ -460,8 +473,7 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
         time.sleep(0.1)
     if os.path.lexists(was_full):  # tail_checked: what the metaloggers held is in DATA_PATH and replayed
         os.unlink(was_full)
-    return {"killed": bool(stopped or killed), "pid": started["pid"], "serving_s": round(time.monotonic() - t0, 2),
-            "released_reserve": released}
+    return dict(out, started=True, pid=started["pid"], serving_s=round(time.monotonic() - t0, 2))
 
 
 def keep_reserve(mountpoint, size_mb):

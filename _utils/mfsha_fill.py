@@ -7,7 +7,7 @@ by itself whether it matches a target, so any other answer is refused), that min
 cluster's target, its answer is well formed, and every version it shares with DATA_PATH or another metalogger has
 the same line there. A metalogger that did not answer may hold the tail: the tail is then unknown. Any problem
 refuses the whole fill (the service stays down and the reason says why): a wrong line replayed is worse than a
-master that waits for a human.
+master that waits for a human. `fill` is the whole procedure as a conversation: it says what to ask, the runner asks.
 """
 import hashlib
 import re
@@ -161,3 +161,63 @@ def verdict(answers, expected, outside, own, gap, since):
         return dict(out, problems=[f"the metaloggers hold no gapless run of the changes from {gap['from']} to "
                                    f"{need} (first, last held: {seen})"])
     return dict(out, action="fill", lines=lines, source=source, first=first, last=last)
+
+
+# ---- the fill as a conversation: what to ask whom, and what the answers mean (the runner asks) --------------------
+
+def gap_of(disk, expect):
+    """The changes a fill must find, from NODE's DATA_PATH (mfsmaster.data_path_ok) and the version its master last
+    reported (`expect`, or None): {"from", "to"}; `to` None when only an unknown tail (a full storage) is left."""
+    gap = dict(disk.get("hole") or {"from": disk["version"], "to": expect - 1 if expect else None})
+    if gap["to"] is not None and gap["to"] < gap["from"]:
+        gap["to"] = None  # DATA_PATH reaches `expect`: only an unknown tail is left to look for
+    return gap
+
+
+def fill(c, node, expect=None):
+    """The metalogger fill of master node NODE of cluster C, without I/O: a generator that yields what it needs and
+    is sent the answer: ("call", target, fun, kwarg, timeout, tgt_type) -> {minion: (ok, return)};
+    ("minions", compound target) -> the minions it matches on the Salt master; ("clusters",) -> the Salt master's
+    validated clusters. Returns (note, None) when DATA_PATH is complete, else (None, why not).
+
+    NODE's DATA_PATH may lack changes its master acknowledged: a hole (the restart stopped at it), the tail up to
+    `expect` (the version its master last reported), or an unknown tail (the storage was full). The metaloggers
+    keep their own copy of the change stream: their changes from the replay start (the metadata file's version) on
+    go into DATA_PATH (mfsmaster.add_changelog): one gapless file closes every hole, also one that only
+    `mfsmaster -a` sees, and replaces an earlier fill safely. Only what `verdict` accepts is written. An unknown tail
+    that no metalogger extends is no loss."""
+    cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
+    ok, disk = (yield ("call", [node], "mfsmaster.data_path_ok", {"cfg": cfg}, 10, "list"))[node]
+    if not ok or not isinstance(disk, dict) or disk.get("version") is None:
+        return None, f"reading {node}'s DATA_PATH failed: {disk}"
+    start, gap = disk["metadata_version"], gap_of(disk, expect)
+    if not c["metaloggers"]["targets"]:
+        return (f"no metaloggers to compare {node}'s changelog with", None) if gap["to"] is None else (
+            None, f"changes {gap['from']}..{gap['to']} are missing and there are no metaloggers to fill them from")
+    ok, own = (yield ("call", [node], "mfsmaster.changelog_digests", {"since": start, "cfg": cfg}, 30, "list"))[node]
+    if not ok or not isinstance(own, dict):
+        return None, f"reading {node}'s changelog entries failed: {own}"
+    targets = " or ".join(c["metaloggers"]["targets"])
+    expected = yield ("minions", targets)
+    data_path = c["metaloggers"]["config"].get("DATA_PATH", "/var/lib/mfs")
+    answers = yield ("call", targets, "mfsmaster.changelog_since", {"since": start, "data_path": data_path}, 30,
+                     "compound")
+    outside = outsiders(sorted(set(answers) | set(expected)), (yield ("clusters",)), c["name"])
+    v = verdict(answers, expected, outside, {ver: d for ver, d in own["digests"]}, gap, start)
+    if v["action"] == "refuse":
+        return None, f"the metalogger fill is refused: {'; '.join(v['problems'])}"
+    if v["action"] == "complete":
+        return v["note"], None
+    return (yield from _write(cfg, node, gap, v, expect))
+
+
+def _write(cfg, node, gap, v, expect):
+    """The fill's last step: write verdict V's lines into NODE's DATA_PATH; it must then replay past them."""
+    ok, after = (yield ("call", [node], "mfsmaster.add_changelog", {"lines": v["lines"], "cfg": cfg}, 60, "list"))[node]
+    source = ", ".join(v["source"])
+    if not ok:
+        return None, f"writing {source}'s changes into {node}'s DATA_PATH failed: {after}"
+    if after.get("hole") or (after.get("version") or 0) <= max(v["last"], (expect or 0) - 1):
+        return None, f"{source}'s changes did not complete {node}'s DATA_PATH: {after['problems'] or after['version']}"
+    return (f"changes {gap['from']}..{v['last']} were missing in {node}'s changelog: {len(v['lines'])} changes "
+            f"from {v['first']} on copied from metalogger {source}"), None

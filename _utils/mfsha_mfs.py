@@ -183,7 +183,9 @@ def changelog_tail(files, since):
 
 RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha.keep_reserve) for a master that filled it
 WAS_FULL = ".mfsha-was-full"  # left by release_reserve until a restart compared the changelog with the metaloggers
-MISSING = "changes the master acknowledged are missing"  # restart_master's refusal; the runner fills them in
+MISSING = "changes the master acknowledged are missing"  # restart_master's refusal text, for people
+MISSING_CHANGES = "missing_changes"  # restart_master's `refused` field for it: the runner fills them in and retries
+HOLE = "hole in change files"  # what `mfsmaster -a` says when a changelog entry it needs is missing
 
 
 def last_change(data_path, window=65536):

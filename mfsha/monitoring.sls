@@ -28,14 +28,10 @@ mfsha-monitoring-beacon:
     - name: mfsha
     - save: True
     - interval: {{ ticks }}
-    - cluster: {{ mfsha.cluster }}
-    - vip: {{ mfsha.vip.address }}
-    - interface: {{ mfsha.vip.interface }}
-    - port: {{ mfsha.master.config.MATOCL_LISTEN_PORT }}
-    - mountpoint: {{ mfsha.storage.mountpoint }}
-    - storage: {{ mfsha.storage.type }}
-    - resource: {{ mfsha.storage.drbd.resource }}
-    - peer: {{ mfsha.peer.hostname }}
+{#- node_state's arguments, built where the runner and the module build them (_utils/mfsha_node.py) #}
+{%- for key, value in salt["mfsha.node_args"](mfsha) | dictsort %}
+    - {{ key }}: {{ value | json }}
+{%- endfor %}
     - debounce: {{ f.debounce }}
     - repeat: {{ f.cooldown }}
     - service_after: {{ f.serve_timeout }}

@@ -1,11 +1,13 @@
-"""THE RULE of the failover loop (_runners/mfsha.py decide / move_blockers / switchover_blockers) on node looks
-built from captured outputs: mfsha.node_state through the real modules (test_beacon.Node), DRBD status fixtures."""
+"""THE RULE of the failover loop (_utils/mfsha_rule.py decide / move_blockers / switchover_blockers / table, imported
+directly) on node looks built from captured outputs: mfsha.node_state through the real modules (test_beacon.Node),
+DRBD status fixtures; and the runner's look (_runners/mfsha.py _look), which takes what THE RULE needs."""
 import copy
 
 import pytest
 import yaml
 
 import mfsha_pillar
+import mfsha_rule
 from unit_support import REPO, load_salt_module
 from test_beacon import Node, Server
 
@@ -68,7 +70,7 @@ def entry(action, ago):
 
 
 def decide(c, f, b=None, **kw):
-    return runner.decide(c, f, b or book(), NOW, **kw)
+    return mfsha_rule.decide(c, f, b or book(), NOW, **kw)
 
 
 def test_serving_cluster_needs_nothing(paris, looks):
@@ -236,26 +238,26 @@ def test_disabled_failover_is_ignored(paris, looks):
 
 def test_membership_is_by_pillar_nodes(paris):
     clusters = {"paris": paris}
-    assert runner.cluster_of(clusters, "paris-mfs2") == "paris"
-    assert runner.cluster_of(clusters, "paris-web1") is None  # a client of the cluster is no master node
-    assert runner.cluster_of(clusters, "mallory") is None
+    assert mfsha_rule.cluster_of(clusters, "paris-mfs2") == "paris"
+    assert mfsha_rule.cluster_of(clusters, "paris-web1") is None  # a client of the cluster is no master node
+    assert mfsha_rule.cluster_of(clusters, "mallory") is None
 
 
 def test_switchover_pre_checks(paris, looks):
     ok = facts(looks, "active-serving", "passive-uptodate")
-    assert runner.switchover_blockers(paris, ok, book()) == []
-    assert "maintenance is on" in runner.switchover_blockers(paris, ok, book(maintenance=True))[0]
-    why = runner.switchover_blockers(paris, facts(looks, "active-serving", "passive-inconsistent"), book())
+    assert mfsha_rule.switchover_blockers(paris, ok, book()) == []
+    assert "maintenance is on" in mfsha_rule.switchover_blockers(paris, ok, book(maintenance=True))[0]
+    why = mfsha_rule.switchover_blockers(paris, facts(looks, "active-serving", "passive-inconsistent"), book())
     assert why == ["peer paris-mfs2 may not be promoted: local disk of volume 0 is Inconsistent, not UpToDate"]
-    why = runner.switchover_blockers(paris, facts(looks, "active-serving", "passive-no-heartbeat"), book())
+    why = mfsha_rule.switchover_blockers(paris, facts(looks, "active-serving", "passive-no-heartbeat"), book())
     assert why == ["heartbeat is not running on peer paris-mfs2"]
-    why = runner.switchover_blockers(paris, facts(looks, "active-serving", None), book())
+    why = mfsha_rule.switchover_blockers(paris, facts(looks, "active-serving", None), book())
     assert why == ["no answer from peer paris-mfs2: no answer"]
 
 
 def test_status_table_shows_each_node(paris, looks):
     last = dict(entry("move", 30), to="paris-mfs2")
-    text = runner.table(paris, facts(looks, "active-hung", "passive-uptodate"), dict(book(last), last=last),
+    text = mfsha_rule.table(paris, facts(looks, "active-hung", "passive-uptodate"), dict(book(last), last=last),
                         (False, "connect: refused"))
     assert "VIP 10.20.0.10 DOES NOT SERVE" in text and "maintenance off" in text
     assert "move paris-mfs1 -> paris-mfs2" in text

@@ -1,5 +1,6 @@
 """_modules/mfsha.py functions that work on real files: metadata seeding and migration, and pillar.example coverage."""
 import os
+import re
 import pathlib
 import pwd
 import shutil
@@ -326,10 +327,11 @@ def test_restart_refuses_a_data_path_short_of_the_version_the_master_reported(tm
         "mfsmaster.running": lambda cfg: True, "mfsmaster.kill": lambda cfg: True,
         "mfsmaster.missing_changes": mfsmaster.missing_changes, "mfsmaster.start": lambda **kw: started.append(kw)})
     monkeypatch.setattr(os, "statvfs", statvfs(0))
-    with pytest.raises(CommandExecutionError, match=r"changes the master acknowledged are missing: .* replays up to "
-                                                    r"change 1417, the master had reached 1500; not started; the "
-                                                    r"storage was full"):
-        mod.restart_master(cfg=str(data / "mfsmaster.cfg"), grace=0, expect_version=1500)
+    ret = mod.restart_master(cfg=str(data / "mfsmaster.cfg"), grace=0, expect_version=1500)
+    assert (ret["started"], ret["refused"]) == (False, "missing_changes"), ret  # a field, not error text to match
+    assert re.search(r"changes the master acknowledged are missing: .* replays up to change 1417, the master had "
+                     r"reached 1500; not started; the storage was full", ret["reason"]), ret
+    assert ret["gap"] == {"from": 1417, "to": 1499, "data_path": str(data)}
     assert started == [] and not (data / ".mfsha-reserve").exists()
 
 
@@ -346,15 +348,31 @@ def test_after_a_full_storage_only_a_restart_with_the_tail_checked_starts(tmp_pa
         "mfsmaster.health": lambda **kw: {"healthy": True}})
     monkeypatch.setattr(os, "statvfs", statvfs(0))
     for _ in range(2):  # the evidence outlives the reserve: a second plain restart is refused too
-        with pytest.raises(CommandExecutionError, match="are missing: the changelog may lack its tail; not started"):
-            mod.restart_master(cfg=cfg, grace=0)
+        ret = mod.restart_master(cfg=cfg, grace=0)
+        assert (ret["started"], ret["refused"]) == (False, "missing_changes"), ret
+        assert "are missing: the changelog may lack its tail; not started" in ret["reason"]
     assert started == [] and (data / ".mfsha-was-full").exists()
-    assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
+    ret = mod.restart_master(cfg=cfg, grace=0, tail_checked=True)
+    assert ret["pid"] == 4242 and ret["started"] is True
     assert len(started) == 1 and not (data / ".mfsha-was-full").exists()
     bait = tmp_path / "outside"
     bait.write_text("keep\n")
     (data / ".mfsha-was-full").symlink_to(bait)  # planted: evidence like the marker, removed (never followed)
-    with pytest.raises(CommandExecutionError, match="the changelog may lack its tail"):
-        mod.restart_master(cfg=cfg, grace=0)
+    ret = mod.restart_master(cfg=cfg, grace=0)
+    assert ret["refused"] == "missing_changes" and "the changelog may lack its tail" in ret["reason"], ret
     assert mod.restart_master(cfg=cfg, grace=0, tail_checked=True)["pid"] == 4242
     assert bait.read_text() == "keep\n" and not os.path.lexists(data / ".mfsha-was-full")
+
+
+def test_restart_stopped_by_a_changelog_hole_is_a_refusal(tmp_path):
+    """`mfsmaster -a` stopping at a changelog hole (its captured words, through the real mfsmaster.start) comes back
+    as restart_master's `refused` field: the runner fills from the metaloggers on the field, never on error text."""
+    from test_mfsmaster_module import Master
+    master = Master(tmp_path / "node", data="data-hole")
+    master.on(["-a", "start"], "mfsmaster-start-a__hole", state="down")
+    mod = load_salt_module("_modules/mfsha.py", salt={
+        "mfsmaster.running": lambda cfg: False, "mfsmaster.kill": lambda cfg: False, "mfsmaster.start": master.mod.start})
+    ret = mod.restart_master(cfg=master.cfg, grace=0)
+    assert (ret["started"], ret["refused"], ret["gap"]) == (False, "missing_changes", None), ret
+    assert re.search(r"are missing: .*hole in change files \(entries from changelog.1.mfs:1266.*; not started$",
+                     ret["reason"], re.S), ret

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import mfsha_rule
 from unit_support import load_salt_module
 
 NOW = 1_700_000_000.0
@@ -25,30 +26,30 @@ def look(active=True, record=None, **extra):
                  "drbd": None, "blockers": None, "vip_serves": None, "record": record, "answered": True}, **extra)
 
 
-def test_since_comes_from_the_nodes_records_not_the_event(runner):
+def test_since_comes_from_the_nodes_records_not_the_event():
     facts = {"a": look(record={"down": {"master": NOW - 7, "drbd": NOW - 9000}, "last_version": 1417}),
              "b": look(active=False, record={"down": {"service": NOW - 3}})}
-    assert runner.first_down(facts, NOW) == NOW - 7  # drbd's old down is not the service's
-    assert runner.first_down({"a": look(record={})}, NOW) == NOW  # nothing recorded: the runner's own clock
-    assert runner.first_down({"a": look(record={"down": {"master": NOW + 500}})}, NOW) == NOW  # never later
-    assert runner.first_down({"a": look(record={"down": {"master": "0"}}), "b": {"answered": False}}, NOW) == NOW
+    assert mfsha_rule.first_down(facts, NOW) == NOW - 7  # drbd's old down is not the service's
+    assert mfsha_rule.first_down({"a": look(record={})}, NOW) == NOW  # nothing recorded: the runner's own clock
+    assert mfsha_rule.first_down({"a": look(record={"down": {"master": NOW + 500}})}, NOW) == NOW  # never later
+    assert mfsha_rule.first_down({"a": look(record={"down": {"master": "0"}}), "b": {"answered": False}}, NOW) == NOW
 
 
 @pytest.mark.parametrize("record,want", [({"last_version": 1417}, 1417), ({"last_version": "1e12"}, None),
                                          ({"last_version": True}, None), ({"last_version": -5}, None), (None, None),
                                          ({}, None)])
-def test_last_version_comes_from_the_acting_nodes_own_record(runner, record, want):
-    assert runner.own_last_version({"a": look(record=record), "b": look(record={"last_version": 99})}, "a") == want
+def test_last_version_comes_from_the_acting_nodes_own_record(record, want):
+    assert mfsha_rule.own_last_version({"a": look(record=record), "b": look(record={"last_version": 99})}, "a") == want
 
 
 @pytest.mark.parametrize("answer,missing", [
     ({}, "active"), ("text", None), ([1], None), (dict(look(), heartbeat={"running": "yes"}), "heartbeat"),
     (dict(look(), master="healthy"), "master"), (dict(look(), blockers="none"), "blockers"),
     ({k: v for k, v in look().items() if k != "vip"}, "vip")])
-def test_a_malformed_answer_is_no_answer(runner, answer, missing):
-    why = runner.malformed(answer)
+def test_a_malformed_answer_is_no_answer(answer, missing):
+    why = mfsha_rule.malformed(answer)
     assert why and (missing is None or missing in why), why
-    assert runner.malformed(look()) is None and runner.malformed(dict(look(), record=None)) is None
+    assert mfsha_rule.malformed(look()) is None and mfsha_rule.malformed(dict(look(), record=None)) is None
 
 
 def test_facts_turn_a_malformed_answer_into_no_answer(runner, monkeypatch):
