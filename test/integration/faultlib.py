@@ -474,7 +474,7 @@ def recover_from_metalogger(lab, node, mnt, metalogger="mfs-cs1"):
     how = "hb_takeover all (nobody held the group)"
     if held:
         ret = lab.salt.cmd(node, "mfsha.restart_master", f"cfg={mnt}/mfsmaster.cfg", "timeout=60", timeout=90)
-        if isinstance(ret.get(node), dict):
+        if isinstance(ret.get(node), dict) and ret[node].get("started"):  # else its refusal says why
             how = "mfsha.restart_master"
         elif held_by(lab) == node:
             raise LabError(f"mfsha.restart_master on {node} after the metalogger copy: {ret}")

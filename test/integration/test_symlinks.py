@@ -119,12 +119,13 @@ def test_fill_and_full_disk_restart_never_follow_planted_links(sec):
     h = lab.host(node)
     h.run(f"fallocate -l $(($(df --output=avail -B1 {MNT} | tail -1) - 65536)) {MNT}/{DISK_FILL}", timeout=60)
     ret = lab.salt.cmd(node, "mfsha.restart_master", f"cfg={CFG}", "grace=3", "timeout=60", timeout=120)[node]
-    assert isinstance(ret, str) and "changes the master acknowledged are missing" in ret and "reserve was released" \
-        in ret, ret
+    assert isinstance(ret, dict) and (ret["started"], ret["refused"]) == (False, "missing_changes"), ret
+    assert "changes the master acknowledged are missing" in ret["reason"] and "reserve was released" in ret["reason"], \
+        ret
     assert regular_of(sec, fs.WAS_FULL)  # the marker replaced the planted link
     free_space(lab, MNT)
     ret = lab.salt.cmd(node, "mfsha.restart_master", f"cfg={CFG}", "timeout=60", "tail_checked=True", timeout=120)
-    assert isinstance(ret[node], dict) and ret[node]["pid"], ret
+    assert isinstance(ret[node], dict) and ret[node]["started"] and ret[node]["pid"], ret
     assert not os.path.lexists(host_path(lab, node, f"{MNT}/{fs.WAS_FULL}"))
     assert fs.fingerprint(lab, node, baits) == before
     maintenance(lab, False)

@@ -2,6 +2,7 @@
 master's DATA_PATH (changes 1266..1275 cut out, metadata version 1216), `data-kill9` the full stream a metalogger
 holds (1..1416)."""
 import copy
+import os
 import pathlib
 import sys
 
@@ -175,3 +176,40 @@ def test_changelog_tail_reads_files_in_numeric_order_and_refuses_two_lines_for_o
     with pytest.raises(ValueError, match="change 1300 differs between two changelog lines"):
         mfsha_mfs.changelog_tail(forged, 1216)
     assert 1300 not in mfsha_mfs.changelog_tail(forged, 1301)  # outside the range asked for: not read
+
+
+def test_the_fill_conversation_closes_the_hole(tmp_path):
+    """mfsha_fill.fill says what to ask; the real mfsmaster module answers, on a copy of `data-hole` (the node) and on
+    `data-kill9` (metalogger paris-cs1's copy): DATA_PATH ends complete and the note says what was copied."""
+    import pwd
+    import shutil
+    from unit_support import load_salt_module
+    data = tmp_path / "mfsconf"
+    shutil.copytree(MFS / "data-hole", data)
+    (data / "mfsmaster.cfg").write_text(f"WORKING_USER = {pwd.getpwuid(os.getuid()).pw_name}\nDATA_PATH = {data}\n")
+    mfsmaster = load_salt_module("_modules/mfsmaster.py")
+    clusters = mfsha_pillar.validate(yaml.safe_load((REPO / "pillar.example").read_text())["mfsha"],
+                                     yaml.safe_load((REPO / "mfsha" / "defaults.yaml").read_text()))
+    c = copy.deepcopy(clusters["paris"])
+    c["storage"]["mountpoint"] = str(data)
+    c["metaloggers"]["config"]["DATA_PATH"] = str(MFS / "data-kill9")
+    asked = []
+
+    def answer(ask):
+        asked.append(ask[:3] if ask[0] == "call" else ask)
+        if ask[0] != "call":
+            return clusters if ask[0] == "clusters" else ["paris-cs1"]
+        _, target, fun, kwarg, _, tgt_type = ask
+        return {m: (True, getattr(mfsmaster, fun.split(".")[1])(**kwarg))
+                for m in (["paris-cs1"] if tgt_type == "compound" else target)}
+    steps, reply = mfsha_fill.fill(c, "paris-mfs1", None), None
+    with pytest.raises(StopIteration) as done:
+        while True:
+            reply = answer(steps.send(reply))
+    assert done.value.value == ("changes 1266..1416 were missing in paris-mfs1's changelog: 201 changes from 1216 on "
+                                "copied from metalogger paris-cs1", None)
+    assert asked == [("call", ["paris-mfs1"], "mfsmaster.data_path_ok"),
+                     ("call", ["paris-mfs1"], "mfsmaster.changelog_digests"), ("minions", "paris-cs*"),
+                     ("call", "paris-cs*", "mfsmaster.changelog_since"), ("clusters",),
+                     ("call", ["paris-mfs1"], "mfsmaster.add_changelog")]
+    assert mfsmaster.data_path_ok(cfg=str(data / "mfsmaster.cfg"))["hole"] is None

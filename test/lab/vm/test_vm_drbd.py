@@ -169,8 +169,7 @@ def beacon_events(call, looks=2):
     spec.loader.exec_module(beacon)
 
     def node_state(**kwargs):  # positional: the caller's own `timeout` keyword would swallow node_state's
-        order = ("cluster", "vip", "interface", "port", "mountpoint", "storage", "resource", "peer", "timeout",
-                 "client", "record")
+        order = beacon.NODE_ARGS + ("timeout", "client", "record")  # node_state's signature (test_node_args.py)
         assert set(kwargs) == set(order), kwargs
         ok, state = call("mfsha.node_state", *[kwargs[k] for k in order])
         assert ok, state
