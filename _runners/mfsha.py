@@ -1,14 +1,12 @@
-"""mfsha operator commands and the recovery decision of the failover loop (beacon -> reactor -> orchestrate).
+"""mfsha operator commands and the failover loop's actions (beacon -> reactor -> orchestrate -> here).
 
   salt-run mfsha.status [cluster] [fmt=data]     a table per cluster (or the data behind it)
   salt-run mfsha.switchover <cluster>           planned handover through heartbeat, refused with reasons when unsafe
   salt-run mfsha.maintenance <cluster> on|off   the loop only reports while on (persisted in the master's cachedir)
   salt-run mfsha.recover minion=<id>            what mfsha/orch/recover.sls runs for a beacon event
 
-THE RULE (what the loop does, when, and why not) is _utils/mfsha_rule.py: pure, facts in, a decision with its
-reasons out. This runner takes the looks (mfsha.node_state on both nodes, the Salt master's own probe of the VIP),
-acts through the execution modules, records each action in the cluster's book and fires `mfsha/failover/<result>`
-with its reason and timeline.
+THE RULE (what the loop does, when, why not) is _utils/mfsha_rule.py: pure, facts in, a decision out. This runner
+takes the looks, acts through the execution modules, keeps each cluster's book and fires `mfsha/failover/<result>`.
 """
 import contextlib
 import fcntl
@@ -35,15 +33,13 @@ import mfsha_pillar
 import mfsha_redact
 import mfsha_rule
 
-# A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
-# uses mfsha_files, mfsha_pillar uses mfsha_glob and mfsha_redact: those first).
+# A running master keeps a module's first import; the synced _utils of an upgrade must load too (dependencies first).
 for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_fill, mfsha_node,
              mfsha_rule):
     importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
 __virtualname__ = "mfsha"
-HISTORY = 50  # entries kept per cluster
 
 
 def __virtual__():
@@ -86,7 +82,6 @@ def _book(name):
 
 
 def _save(name, book):
-    book["history"] = book["history"][-HISTORY:]
     mfsha_files.write_durably(os.path.join(_dir(), f"{name}.json"), json.dumps(book, indent=1))
 
 
@@ -107,26 +102,15 @@ def _call(minions, fun, kwarg=None, timeout=10, tgt_type="list"):
     tgt_type, `minions` is that target and the minions that answered are reported."""
     client = salt.client.get_local_client(__opts__["conf_file"])
     ret = client.cmd(minions, fun, kwarg=kwarg or {}, tgt_type=tgt_type, timeout=timeout, full_return=True)
-    out = {}
-    for m in minions if tgt_type == "list" else sorted(ret):
-        r = ret.get(m)
-        if not isinstance(r, dict) or "ret" not in r:
-            out[m] = (False, "no answer")
-        else:
-            out[m] = (r.get("retcode", 0) == 0 and r.get("success", True), r["ret"])
-    return out
+    return mfsha_rule.answers(minions if tgt_type == "list" else None, ret)
 
 
 def _facts(c, nodes=None, client=True):
     """Fresh mfsha.node_state of the cluster's nodes, {id: state | {"answered": False, "error"}}; client=False skips
     the passive nodes' probe of the VIP."""
     nodes = nodes or [n["id"] for n in c["nodes"]]
-    ret = _call(nodes, "mfsha.node_state", dict(mfsha_node.node_args(c), timeout=1.0, client=client), timeout=8)
-    out = {}
-    for node, (ok, r) in ret.items():
-        why = None if not ok else mfsha_rule.malformed(r)
-        out[node] = dict(r, answered=True) if ok and not why else {"answered": False, "error": why or r}
-    return out
+    kwarg = dict(mfsha_node.node_args(c), timeout=1.0, client=client)
+    return mfsha_rule.facts_of(_call(nodes, "mfsha.node_state", kwarg, timeout=8))
 
 
 def _serving(c):
@@ -147,15 +131,7 @@ def _look(c):
     return facts, _serving(c)[0] if outside else None
 
 
-def _cfg(c):
-    return f"{c['storage']['mountpoint']}/mfsmaster.cfg"
-
-
 # ---- acting ------------------------------------------------------------------------------------------------------
-
-def _fire(tag, data):
-    __salt__["event.send"](tag, data)
-
 
 def _note_nodes(c, book):
     """Tell the nodes the maintenance flag and the last failover (for `salt-call mfsha.status`); fire and forget."""
@@ -165,25 +141,14 @@ def _note_nodes(c, book):
                      tgt_type="list")
 
 
-def _wait_peer_serves(c, peer, timeout):
-    """Poll the peer until it holds the resources and its mfsmaster answers; returns its state or None."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = _facts(c, [peer])[peer]
-        if mfsha_rule.serves(state):
-            return state
-        time.sleep(0.5)
-    return None
-
-
 def _restart(c, node, expect=None, tail_checked=False):
-    """(outcome, detail) of mfsha.restart_master on NODE: mfsha_rule.restart_outcome of its structured answer."""
-    f = c["failover"]
-    # no grace: the master failed the protocol probe on `debounce` beacon looks and on our own fresh look; a failing
-    # master does not save anyway, and -a replays the changelogs (CHANGELOG_SAVE_MODE 2)
-    ok, ret = _call([node], "mfsha.restart_master",
-                    {"cfg": _cfg(c), "timeout": f["serve_timeout"], "grace": 0, "expect_version": expect,
-                     "tail_checked": tail_checked, "vip": c["vip"]["address"]}, timeout=f["serve_timeout"] + 20)[node]
+    """(mfsha_rule.restart_outcome, answer) of mfsha.restart_master on NODE. No grace: the master failed the protocol
+    probe on `debounce` beacon looks and on our own look; a failing master does not save anyway, and -a replays the
+    changelogs (CHANGELOG_SAVE_MODE 2)."""
+    limit = c["failover"]["serve_timeout"]
+    kwarg = {"cfg": mfsha_node.master_cfg(c), "timeout": limit, "grace": 0, "expect_version": expect,
+             "tail_checked": tail_checked, "vip": c["vip"]["address"]}
+    ok, ret = _call([node], "mfsha.restart_master", kwarg, timeout=limit + 20)[node]
     return mfsha_rule.restart_outcome(ok, ret), ret
 
 
@@ -204,7 +169,8 @@ def _fill(c, node, expect=None):
 
 def _move(c, node, peer, expect=None):
     if expect:  # the peer replays the same storage: it must hold what NODE's master acknowledged (see _fill)
-        ok, gap = _call([node], "mfsmaster.missing_changes", {"version": expect, "cfg": _cfg(c)})[node]
+        kwarg = {"version": expect, "cfg": mfsha_node.master_cfg(c)}
+        ok, gap = _call([node], "mfsmaster.missing_changes", kwarg)[node]
         if not ok:
             return False, f"checking {node}'s DATA_PATH before the handover failed: {gap}"
         if gap:
@@ -212,24 +178,27 @@ def _move(c, node, peer, expect=None):
             if not filled:
                 return False, f"not handed over: {mfsha_mfs.MISSING} ({gap}) and {why}"
     ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
-    if not ok:
-        return False, f"hb_standby on {node} failed: {ret}"
-    state = _wait_peer_serves(c, peer, c["failover"]["serve_timeout"])
-    if state is None:
-        return False, f"{peer} did not serve within {c['failover']['serve_timeout']} s after hb_standby on {node}"
-    return True, {"handover": ret, "metadata_version": state["master"]["metadata_version"]}
+    return _then_serves(c, peer, ok, ret, "handover", f"hb_standby on {node}")
 
 
 def _take(c, node):
-    f, hb = c["failover"], c["heartbeat"]
-    limit = hb["initdead"] + f["serve_timeout"] + 30  # a heartbeat restart (peer dead) waits initdead first
+    limit = c["heartbeat"]["initdead"] + c["failover"]["serve_timeout"] + 30  # a restart (peer dead) waits initdead
     ok, ret = _call([node], "mfsha.takeover", {"timeout": limit}, timeout=limit + 20)[node]
+    return _then_serves(c, node, ok, ret, "takeover", f"takeover on {node}")
+
+
+def _then_serves(c, node, ok, ret, key, what):
+    """After WHAT (a handover or takeover through heartbeat; ok, ret its answer), wait until NODE serves:
+    (True, {KEY: ret, "metadata_version"}) or (False, why not)."""
     if not ok:
-        return False, f"takeover on {node} failed: {ret}"
-    state = _wait_peer_serves(c, node, f["serve_timeout"])
-    if state is None:
-        return False, f"{node} took the resources ({ret}) but does not serve within {f['serve_timeout']} s"
-    return True, {"takeover": ret, "metadata_version": state["master"]["metadata_version"]}
+        return False, f"{what} failed: {ret}"
+    deadline = time.monotonic() + c["failover"]["serve_timeout"]
+    while time.monotonic() < deadline:  # it holds the resources and its mfsmaster answers
+        state = _facts(c, [node])[node]
+        if mfsha_rule.serves(state):
+            return True, {key: ret, "metadata_version": state["master"]["metadata_version"]}
+        time.sleep(0.5)
+    return False, f"{node} did not serve within {c['failover']['serve_timeout']} s after {what} ({ret})"
 
 
 def _rejoin_heartbeat(name, c, book, d, tl, common):
@@ -238,23 +207,14 @@ def _rejoin_heartbeat(name, c, book, d, tl, common):
     tl["rejoined"] = time.time()
     if ok and not ret.get("started"):
         return _result(name, "waiting", f"{d['reason']}; {ret['why']}", tl, detail=ret, **common)
-    _record(name, c, book, _entry(d, ok, tl, "rejoined"))
+    _record(name, c, book, mfsha_rule.entry(d, ok, tl, "rejoined"))
     if ok:
         return _result(name, "rejoined", d["reason"], tl, detail=ret, **common)
     return _result(name, "failed", f"{d['reason']}; starting heartbeat on {d['node']} failed: {ret}", tl, **common)
 
 
-def _entry(d, ok, tl, mark):
-    """The history entry of decision D's action: decided at tl["decided"], done at tl[MARK], timed from the first
-    down (tl["detected"]); a move names where to."""
-    return mfsha_rule.entry(d["action"], d["node"], ok, d["reason"], tl["decided"], tl["detected"], tl[mark],
-                            to=d["peer"] if d["action"] == "move" else None)
-
-
 def _record(name, c, book, entry):
-    book.setdefault("history", []).append(entry)
-    if entry["action"] in mfsha_rule.MOVES + ("restart",):
-        book["last"] = entry
+    mfsha_rule.add_entry(book, entry)
     _save(name, book)
     try:
         _note_nodes(c, book)
@@ -264,24 +224,18 @@ def _record(name, c, book, entry):
 
 def _result(name, result, reason, timeline, **extra):
     reason = mfsha_redact.text(reason)  # the one exit of every run's text: events, logs, the orchestration's output
-    data = dict(extra, cluster=name, result=result, reason=reason, timeline=timeline)
-    t0 = timeline.get("detected") or timeline.get("decided")
-    data["durations_s"] = {k: round(v - t0, 2) for k, v in timeline.items() if v and t0}
-    _fire(f"mfsha/failover/{result}", data)
+    data = dict(extra, cluster=name, result=result, reason=reason, timeline=timeline,
+                durations_s=mfsha_rule.durations(timeline))
+    __salt__["event.send"](f"mfsha/failover/{result}", data)
     log.warning("mfsha: failover %s for %s: %s", result, name, reason)
     return data
 
 
 def recover(minion=None, event=None):
-    """The failover loop's action for one event (mfsha/orch/recover.sls). `event` is the reactor's JSON string of
-    {tag, data} (or such a dict); it is only a hint of which cluster to look at (mfsha_event.hint): `minion`, else
-    the event's id, names a master node, and its cluster is looked at afresh. Nothing else of the event is used:
-    when the service went down and the metadata version its master last reported come from the nodes' own beacon
-    records (node_state's `record`).
-
-    Re-checks both nodes, applies THE RULE and acts; fires and returns {"result": healthy|ignored|suppressed|waiting|
-    refused|skipped|rejoined|restarted|moved|taken_over|failed, "reason", "timeline", "decision", "cluster", "minion",
-    "trigger"}. Every run ends with its `mfsha/failover/<result>` event, also when something breaks."""
+    """The failover loop's action for one event (mfsha/orch/recover.sls): `event` (the reactor's JSON of {tag, data})
+    is only a hint (mfsha_event.hint): `minion`, else its id, names a master node whose cluster is looked at afresh.
+    Fires and returns {"result": healthy|ignored|suppressed|waiting|refused|skipped|rejoined|restarted|moved|
+    taken_over|failed, "reason", "timeline", "decision", "cluster", "minion", "trigger"}, also when something breaks."""
     tl = {"started": time.time()}
     hint = mfsha_event.hint(event, minion)
     common = {"minion": hint["minion"], "trigger": hint["tag"]}
@@ -320,15 +274,14 @@ def _decide_settled(name, c, tl):
     return d, facts
 
 
-REPORTS = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting", "refuse": "refused"}
 DONE = {"takeover": ("taken", "taken_over"), "move": ("moved", "moved")}  # action -> (timeline mark, result)
 
 
 def _recover(name, c, tl, common):
     d, facts = _decide_settled(name, c, tl)
     common = dict(common, decision=d)
-    if d["action"] in REPORTS:
-        return _result(name, REPORTS[d["action"]], d["reason"], tl, **common)
+    if d["action"] in mfsha_rule.REPORTS:
+        return _result(name, mfsha_rule.REPORTS[d["action"]], d["reason"], tl, **common)
     book = _book(name)
     if d["action"] == "rejoin":
         return _rejoin_heartbeat(name, c, book, d, tl, common)
@@ -344,7 +297,7 @@ def _recover(name, c, tl, common):
     tl[mark] = time.time()
     if ok:
         tl["serving"] = tl[mark]
-    _record(name, c, book, _entry(d, ok, tl, mark))
+    _record(name, c, book, mfsha_rule.entry(d, ok, tl, mark))
     return _result(name, result if ok else "failed", d["reason"] if ok else ret, tl, detail=ret, **common)
 
 
@@ -361,11 +314,11 @@ def _restart_or_decide(name, c, book, d, tl, common, expect):
         else:
             ret = dict(ret, reason=f"{ret['reason']}; {why}")
     tl["restarted"] = time.time()
-    _record(name, c, book, _entry(d, outcome == "started", tl, "restarted"))
+    _record(name, c, book, mfsha_rule.entry(d, outcome == "started", tl, "restarted"))
     if outcome == "started":
         tl["serving"] = tl["restarted"]
         return _result(name, "restarted", d["reason"], tl, detail=ret, **common)
-    failed = f"restart failed ({ret['reason'] if isinstance(ret, dict) else ret})"
+    failed = f"restart failed ({ret.get('reason', ret) if isinstance(ret, dict) else ret})"
     log.warning("mfsha: restart on %s failed: %s", d["node"], failed)
     if outcome == mfsha_rule.MISSING_CHANGES:  # the peer would replay the same storage: stay down
         return _result(name, "failed", f"{failed}; not moved: the peer would replay the same storage without those "
@@ -387,9 +340,7 @@ def _cluster(name):
 
 
 def switchover(cluster):
-    """Planned handover of `cluster` to the passive node through heartbeat, after the pre-checks
-    (mfsha_rule.switchover_blockers).
-
+    """Planned handover of `cluster` to the passive node through heartbeat, after mfsha_rule.switchover_blockers.
     Returns {"result": switched|refused|failed, "reasons" or "from"/"to"/"seconds"/"metadata_version"}.
 
     CLI Example: salt-run mfsha.switchover paris"""
@@ -401,17 +352,18 @@ def switchover(cluster):
         facts = _facts(c)
         reasons = mfsha_rule.switchover_blockers(c, facts, book)
         if reasons:
-            _fire("mfsha/switchover/refused", {"cluster": cluster, "reasons": reasons})
+            __salt__["event.send"]("mfsha/switchover/refused", {"cluster": cluster, "reasons": reasons})
             return {"result": "refused", "reasons": reasons}
         node = mfsha_rule.holders(facts)[0]
         peer = mfsha_rule.peer_of(c, node)
         t0 = time.time()
         ok, ret = _move(c, node, peer)
-        entry = mfsha_rule.entry("switchover", node, ok, "salt-run mfsha.switchover", t0, t0, time.time(), to=peer)
+        d = {"action": "switchover", "node": node, "peer": peer, "reason": "salt-run mfsha.switchover"}
+        entry = mfsha_rule.entry(d, ok, {"decided": t0, "detected": t0, "done": time.time()}, "done")
         _record(cluster, c, book, entry)
         out = {"result": "switched" if ok else "failed", "from": node, "to": peer, "seconds": entry["duration_s"]}
         out.update(ret if ok else {"reasons": [ret]})
-        _fire(f"mfsha/switchover/{out['result']}", dict(out, cluster=cluster))
+        __salt__["event.send"](f"mfsha/switchover/{out['result']}", dict(out, cluster=cluster))
         return out
 
 
@@ -419,16 +371,16 @@ def maintenance(cluster, state="on"):
     """Switch the maintenance flag of `cluster`: while on, the failover loop only reports.
 
     CLI Example: salt-run mfsha.maintenance paris on"""
-    flag = {"on": True, "off": False, True: True, False: False}.get(state if isinstance(state, bool) else
-                                                                     str(state).lower())
-    if flag is None:
-        raise salt.exceptions.SaltInvocationError(f"mfsha: maintenance state must be on or off, not {state!r}")
+    try:
+        flag = mfsha_rule.maintenance_flag(state)
+    except ValueError as exc:
+        raise salt.exceptions.SaltInvocationError(str(exc)) from None
     c = _cluster(cluster)
     book = _book(cluster)
     book["maintenance"] = flag
     _save(cluster, book)
     _note_nodes(c, book)
-    _fire(f"mfsha/maintenance/{'on' if flag else 'off'}", {"cluster": cluster})
+    __salt__["event.send"](f"mfsha/maintenance/{'on' if flag else 'off'}", {"cluster": cluster})
     return {"cluster": cluster, "maintenance": flag, "pillar_maintenance": c["failover"]["maintenance"]}
 
 
@@ -438,20 +390,11 @@ def status(cluster=None, fmt="table"):
     instead.
 
     CLI Example: salt-run mfsha.status"""
-    clusters = _clusters()
-    names = [cluster] if cluster else sorted(clusters)
-    out = {}
-    for name in names:
+    clusters, out = _clusters(), {}
+    for name in [cluster] if cluster else sorted(clusters):
         if name not in clusters:
             raise salt.exceptions.SaltInvocationError(f"mfsha: no cluster {name!r} in the pillar")
         c, book = clusters[name], _book(name)
         facts, serving = _facts(c), _serving(c)
-        held = mfsha_rule.holders(facts)
-        if fmt == "data":
-            out[name] = {"active": held[0] if len(held) == 1 else held, "nodes": facts,
-                         "vip_serves": serving[0], "vip_detail": serving[1],
-                         "maintenance": c["failover"]["maintenance"] or book.get("maintenance", False),
-                         "last_failover": book.get("last")}
-        else:
-            out[name] = mfsha_rule.table(c, facts, book, serving)
+        out[name] = (mfsha_rule.status_data if fmt == "data" else mfsha_rule.table)(c, facts, book, serving)
     return out

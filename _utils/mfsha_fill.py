@@ -12,7 +12,8 @@ master that waits for a human. `fill` is the whole procedure as a conversation: 
 import hashlib
 import re
 
-import mfsha_pillar  # synced _utils beside this one
+import mfsha_node  # synced _utils beside this one
+import mfsha_pillar
 
 MAX_LINES = 1_000_000  # changes since the last metadata dump (an hour by default)
 MAX_LINE = 256 * 1024  # an xattr value of 64 KiB, escaped, fits
@@ -186,7 +187,7 @@ def fill(c, node, expect=None):
     go into DATA_PATH (mfsmaster.add_changelog): one gapless file closes every hole, also one that only
     `mfsmaster -a` sees, and replaces an earlier fill safely. Only what `verdict` accepts is written. An unknown tail
     that no metalogger extends is no loss."""
-    cfg = f"{c['storage']['mountpoint']}/mfsmaster.cfg"
+    cfg = mfsha_node.master_cfg(c)
     ok, disk = (yield ("call", [node], "mfsmaster.data_path_ok", {"cfg": cfg}, 10, "list"))[node]
     if not ok or not isinstance(disk, dict) or disk.get("version") is None:
         return None, f"reading {node}'s DATA_PATH failed: {disk}"

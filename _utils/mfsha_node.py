@@ -19,3 +19,8 @@ def node_args(cluster, node=None):
     return {"cluster": cluster["name"], "vip": cluster["vip"]["address"], "interface": cluster["vip"]["interface"],
             "port": cluster["master"]["config"]["MATOCL_LISTEN_PORT"], "mountpoint": st["mountpoint"],
             "storage": st["type"], "resource": st["drbd"]["resource"], "peer": peers if node is None else peers[node]}
+
+
+def master_cfg(cluster):
+    """The master's mfsmaster.cfg: on the storage, beside DATA_PATH (the mountpoint; mfsha_pillar)."""
+    return f"{cluster['storage']['mountpoint']}/mfsmaster.cfg"

@@ -33,7 +33,30 @@ SHAPE = {"active": (bool,), "vip": (bool,), "mounted": (bool,), "heartbeat": (di
          "record": (dict, type(None))}
 SERVICE_CHECKS = ("master", "storage", "vip", "service")  # the beacon checks that mean "clients are not served"
 MOVES = ("move", "switchover", "takeover")  # history actions that moved the resources (the flap guard's)
+HISTORY = 50  # entries a cluster's book keeps
+REPORTS = {"none": "healthy", "ignore": "ignored", "suppress": "suppressed", "wait": "waiting", "refuse": "refused"}
 MISSING_CHANGES = mfsha_mfs.MISSING_CHANGES  # restart_master's `refused`: DATA_PATH lacks acknowledged changes
+
+
+def answers(minions, ret):
+    """{minion: (ok, return)} of a LocalClient.cmd(full_return=True) answer RET for MINIONS (None: the minions that
+    answered); a minion without an answer is (False, "no answer"). ok needs retcode 0 and success."""
+    out = {}
+    for m in sorted(ret) if minions is None else minions:
+        r = ret.get(m)
+        ok = isinstance(r, dict) and "ret" in r
+        out[m] = (r.get("retcode", 0) == 0 and r.get("success", True), r["ret"]) if ok else (False, "no answer")
+    return out
+
+
+def facts_of(answered):
+    """{node: node_state | {"answered": False, "error"}} of the `answers` to mfsha.node_state: a failed call or a
+    malformed answer is no answer."""
+    out = {}
+    for node, (ok, r) in answered.items():
+        why = None if not ok else malformed(r)
+        out[node] = dict(r, answered=True) if ok and not why else {"answered": False, "error": why or r}
+    return out
 
 
 def malformed(state):
@@ -97,13 +120,27 @@ def settle_s(c):
     return 45 + 2 * c["heartbeat"]["deadtime"]
 
 
-def entry(action, node, ok, reason, at, since, done, to=None):
-    """One history entry of the cluster's book (what `recent`, the flap guard and the status table read): ACTION on
-    NODE (to TO), decided at AT, its result OK, and the seconds from SINCE (the first down, or the switchover's
-    start) to DONE."""
-    out = {"time": at, "action": action, "node": node, "result": ok, "duration_s": round(done - since, 2),
-           "reason": reason}
-    return dict(out, to=to) if to else out
+def entry(d, ok, tl, mark):
+    """The history entry of decision D's action (what `recent`, the flap guard and the status table read): decided at
+    tl["decided"], done at tl[MARK], its result OK, timed from the first down tl["detected"] (a switchover: from its
+    start); a move or a switchover names where to."""
+    out = {"time": tl["decided"], "action": d["action"], "node": d["node"], "result": ok,
+           "duration_s": round(tl[mark] - tl["detected"], 2), "reason": d["reason"]}
+    return dict(out, to=d["peer"]) if d["action"] in ("move", "switchover") else out
+
+
+def add_entry(book, entry):
+    """Append ENTRY to the book's history (the last HISTORY kept); a restart or a move is also the book's "last"
+    (what status shows)."""
+    book["history"] = (book.get("history", []) + [entry])[-HISTORY:]
+    if entry["action"] in MOVES + ("restart",):
+        book["last"] = entry
+
+
+def durations(timeline):
+    """Seconds from the first down (else the decision) to each mark of a run's timeline."""
+    t0 = timeline.get("detected") or timeline.get("decided")
+    return {k: round(v - t0, 2) for k, v in timeline.items() if v and t0}
 
 
 def recent(book, actions, now, window):
@@ -287,6 +324,22 @@ def _row(node, s):
         (f"{'running' if hb['running'] else 'DOWN'} ({hb['resources'] or '-'})", 18),
         (("healthy" if m.get("healthy") else "FAILING") if s["master"] else "-", 10),
         (m.get("metadata_version"), 10), (drbd, 40)))
+
+
+def maintenance_flag(state):
+    """salt-run mfsha.maintenance's on|off (or a bool) -> bool; anything else raises ValueError naming it."""
+    flag = {"on": True, "off": False}.get(str(state).lower()) if not isinstance(state, bool) else state
+    if flag is None:
+        raise ValueError(f"mfsha: maintenance state must be on or off, not {state!r}")
+    return flag
+
+
+def status_data(c, facts, book, serving):
+    """salt-run mfsha.status fmt=data of one cluster: the facts behind the table."""
+    held = holders(facts)
+    return {"active": held[0] if len(held) == 1 else held, "nodes": facts, "vip_serves": serving[0],
+            "vip_detail": serving[1], "maintenance": c["failover"]["maintenance"] or book.get("maintenance", False),
+            "last_failover": book.get("last")}
 
 
 def table(c, facts, book, serving):
