@@ -34,7 +34,7 @@ import mfsha_redact
 import mfsha_rule
 
 # A running master keeps a module's first import; the synced _utils of an upgrade must load too (dependencies first).
-for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_fill, mfsha_node,
+for _mod in (mfsha_event, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_node, mfsha_fill,
              mfsha_rule):
     importlib.reload(_mod)
 
