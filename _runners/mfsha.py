@@ -459,7 +459,7 @@ def _move(c, node, peer, expect=None):
             filled, why = _fill(c, node, expect)
             if not filled:
                 return False, f"not handed over: {mfsha_mfs.MISSING} ({gap}) and {why}"
-    ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
+    ok, ret = _call([node], "heartbeat.handover", timeout=45)[node]
     if not ok:
         return False, f"hb_standby on {node} failed: {ret}"
     state = _wait_peer_serves(c, peer, c["failover"]["serve_timeout"])
@@ -471,7 +471,7 @@ def _move(c, node, peer, expect=None):
 def _take(c, node):
     f, hb = c["failover"], c["heartbeat"]
     limit = hb["initdead"] + f["serve_timeout"] + 30  # a heartbeat restart (peer dead) waits initdead first
-    ok, ret = _call([node], "mfsha.takeover", {"timeout": limit}, timeout=limit + 20)[node]
+    ok, ret = _call([node], "heartbeat.takeover", {"timeout": limit}, timeout=limit + 20)[node]
     if not ok:
         return False, f"takeover on {node} failed: {ret}"
     state = _wait_peer_serves(c, node, f["serve_timeout"])
@@ -482,7 +482,7 @@ def _take(c, node):
 
 def _rejoin_heartbeat(name, c, book, d, tl, common):
     """Start heartbeat on the standby (mfsha.rejoin); one still shutting down is left to finish (waiting)."""
-    ok, ret = _call([d["node"]], "mfsha.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
+    ok, ret = _call([d["node"]], "heartbeat.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
     tl["rejoined"] = time.time()
     if ok and not ret.get("started"):
         return _result(name, "waiting", f"{d['reason']}; {ret['why']}", tl, detail=ret, **common)
