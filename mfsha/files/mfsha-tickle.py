@@ -3,7 +3,7 @@
 
 Managed by Salt (mfsha). Run in the background by MFSMaster start on the node that just took the VIP. DIR is the
 replicated storage, where the mfsha beacon of each holder keeps its connections to the VIP in
-.mfsha-peers.<node name> ("ip port local_port" lines, mfsha.record_peers); every other node's file is read (this
+.mfsha-peers.<node name> ("ip port local_port" lines, mfsha_storage.record_peers); every other node's file is read (this
 node's own file lists its own, live connections). A client of a dead host waits for its next retransmission or
 mfsmount's 10 s receive timeout before it reconnects; a tickle ACK makes it reconnect now (see _utils/mfsha_hold.py,
 which computes the packets and which files count; this script does the I/O)."""
