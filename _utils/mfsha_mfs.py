@@ -181,7 +181,7 @@ def changelog_tail(files, since):
     return out
 
 
-RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha.keep_reserve) for a master that filled it
+RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha_storage.keep_reserve) for a master that filled it
 WAS_FULL = ".mfsha-was-full"  # left by release_reserve until a restart compared the changelog with the metaloggers
 MISSING = "changes the master acknowledged are missing"  # restart_master's refusal; the runner fills them in
 
