@@ -4,8 +4,6 @@ import subprocess
 
 import pytest
 
-import mfsha_proc
-
 
 def lines(text):
     """The meaningful lines of a rendered file: no comments, no blanks, whitespace folded."""
@@ -64,8 +62,9 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert 'setsid /usr/local/sbin/mfsha-tickle "$VIP" /mfsconf ' in agent and "VIP=10.20.0.10" in agent
     # the tickle finds the formula's _utils (mfsha_hold) where this minion synced them
     assert "UTILS={}/utils".format(f.loaders.opts["extension_modules"]) in agent and "MFSHA_UTILS=$UTILS" in agent
-    # "a short-lived mfsmaster command is no master": the module's list (mfsha_proc), rendered into the script
-    assert '" "' + "".join(f' | *" {cmd} "' for cmd in mfsha_proc.SHORT_LIVED) + ") ;;" in agent
+    # "a short-lived mfsmaster command is no master": the module's list (mfsha_proc.SHORT_LIVED), rendered here
+    short_lived = f.mod.mfsmaster.short_lived_commands()
+    assert "test" in short_lived and '" "' + "".join(f' | *" {cmd} "' for cmd in short_lived) + ") ;;" in agent
     # laid out like a resource agent: one function per action, the dispatch at the end; valid sh
     for script, actions in ((agent, ("start", "stop", "fence", "status", "monitor")),
                             (guard, ("start", "stop", "status", "monitor"))):
