@@ -11,9 +11,9 @@ reports only once the VIP has not served for `service_after` seconds (the loop's
 it probes only every PROBE_EVERY seconds.
 The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha_storage.record_peers) and keeps
 the storage's free-space reserve (mfsha_storage.keep_reserve). The node's own record (mfsha.keep_record: since when
-each check has been down, and `last_version`, the metadata version this node's master last reported while healthy) is what
-the loop acts on: it checks that DATA_PATH reaches last_version before it restarts. Events carry the same fields
-for people reading the bus; the loop never takes them from an event, which any minion can forge.
+each check has been down, and `last_version`, the metadata version this node's master last reported while healthy)
+is what the loop acts on: it checks that DATA_PATH reaches last_version before it restarts. Events carry the same
+fields for people reading the bus; the loop never takes them from an event, which any minion can forge.
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
