@@ -9,11 +9,11 @@ the VIP as a client would (`service`): that catches a master that answers only l
 nobody holds (a failed start; heartbeat v1 never retries). It is the backstop, not the first detector, so it
 reports only once the VIP has not served for `service_after` seconds (the loop's own restart gets that long), and
 it probes only every PROBE_EVERY seconds.
-The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha.record_peers) and keeps the
-storage's free-space reserve (mfsha.keep_reserve). The node's own record (mfsha.keep_record: since when each check
-has been down, and `last_version`, the metadata version this node's master last reported while healthy) is what
-the loop acts on: it checks that DATA_PATH reaches last_version before it restarts. Events carry the same fields
-for people reading the bus; the loop never takes them from an event, which any minion can forge.
+The VIP holder also records the VIP's TCP peers on the replicated storage (see mfsha_storage.record_peers) and keeps
+the storage's free-space reserve (mfsha_storage.keep_reserve). The node's own record (mfsha.keep_record: since when
+each check has been down, and `last_version`, the metadata version this node's master last reported while healthy)
+is what the loop acts on: it checks that DATA_PATH reaches last_version before it restarts. Events carry the same
+fields for people reading the bus; the loop never takes them from an event, which any minion can forge.
 Nothing is sent while a state holds, except that an unresolved fault is announced again every `repeat` seconds (so a
 recovery the flap guard or maintenance held back is retried). The debouncer lives in module memory: a beacon reload
 (sync, pillar refresh) starts it afresh, so a node that is already bad reports again; the reactor side is idempotent.
@@ -168,11 +168,11 @@ class Tracker:
 
 
 def _holder_chores(cfg):
-    """The holder keeps its VIP's TCP peers (mfsha.record_peers) and the free-space reserve (mfsha.keep_reserve)
-    on the replicated storage; a failure costs only the survivor's tickle or the reserve (a full disk is the usual
-    reason), so it is logged and the health look goes on."""
-    for what, fun, args in (("the VIP's peers", "mfsha.record_peers", (cfg["vip"], cfg["mountpoint"])),
-                            ("the reserve", "mfsha.keep_reserve", (cfg["mountpoint"], cfg["reserve_mb"]))):
+    """The holder keeps its VIP's TCP peers (mfsha_storage.record_peers) and the free-space reserve
+    (mfsha_storage.keep_reserve) on the replicated storage; a failure costs only the survivor's tickle or the reserve
+    (a full disk is the usual reason), so it is logged and the health look goes on."""
+    for what, fun, args in (("the VIP's peers", "mfsha_storage.record_peers", (cfg["vip"], cfg["mountpoint"])),
+                            ("the reserve", "mfsha_storage.keep_reserve", (cfg["mountpoint"], cfg["reserve_mb"]))):
         try:
             __salt__[fun](*args)
         except OSError as exc:

@@ -1,8 +1,8 @@
 """DRBD facts and moves for mfsha (DRBD 9 and 8.4 kernel modules driven by drbd-utils 9).
 
 A superset of Salt's own drbd.status/drbd.overview: the same facts, normalized by mfsha_drbd into one
-shape for every kernel version (see _utils/mfsha_drbd.py). Every command runs through cmd.run_all
-without a shell; a failing command raises CommandExecutionError carrying the command and its stderr.
+shape for every kernel version (see _utils/mfsha_drbd.py). Every command runs through mfsha_cmd (no shell); a
+failing command raises CommandExecutionError carrying the command and its output, secrets masked.
 
 Config: `drbd.conf` (minion option) or the `conf` argument selects a non-default drbdadm config file.
 """
@@ -11,13 +11,14 @@ import importlib
 import logging
 import time
 
-import mfsha_drbd  # from the synced _utils dir, on sys.path only while the loader imports this module
+import mfsha_cmd  # from the synced _utils dir, on sys.path only while the loader imports this module
+import mfsha_drbd
 import mfsha_redact
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too.
-for _mod in (mfsha_drbd, mfsha_redact):
+for _mod in (mfsha_drbd, mfsha_redact, mfsha_cmd):
     importlib.reload(_mod)
 
 log = logging.getLogger(__name__)
@@ -31,25 +32,18 @@ def __virtual__():
 
 
 def _call(cmd, stdin=None):
-    # quiet: drbdadm's output can carry the shared secret (dump, a failed `net`/`connect` step), and Salt logs a
-    # command's output at its output_loglevel
-    return __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, stdin=stdin,
-                                   output_loglevel="quiet")
+    # mfsha_cmd keeps the output out of Salt's log: drbdadm's can carry the shared secret (dump, a failed `net` or
+    # `connect` step)
+    return mfsha_cmd.run(__salt__["cmd.run_all"], cmd, stdin=stdin)
 
 
 def _fail(cmd, res, note=""):
-    """Raise the failure of `cmd` with its output, secrets masked: drbdadm reports a failed step as `Command
-    'drbdsetup ... --shared-secret=...' terminated with exit code N`."""
-    detail = (res.get("stderr") or "").strip() or (res.get("stdout") or "").strip()
-    raise CommandExecutionError(mfsha_redact.text(
-        f"{' '.join(cmd)} failed with exit code {res['retcode']}: {detail}{note}"))
+    """Raise the failure of `cmd` with its output, secrets masked (mfsha_cmd.failure)."""
+    raise CommandExecutionError(mfsha_cmd.failure(cmd, res, note))
 
 
 def _run(cmd, stdin=None):
-    res = _call(cmd, stdin)
-    if res["retcode"] != 0:
-        _fail(cmd, res)
-    return res
+    return mfsha_cmd.run(__salt__["cmd.run_all"], cmd, stdin=stdin, fail=CommandExecutionError)
 
 
 def _drbdadm(conf, *args):

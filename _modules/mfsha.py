@@ -4,23 +4,21 @@ The pillar rules live in _utils/mfsha_pillar.py (pure Python); this module feeds
 defaults, and turns its errors into Salt errors so an invalid pillar stops the render.
 """
 import copy
-import glob
-import grp
 import importlib
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
-import stat
 import tempfile
 import time
 
 import yaml
-import mfsha_drbd  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_cmd  # _utils/: Salt's loader puts it on sys.path while this module loads
+import mfsha_drbd
 import mfsha_files
 import mfsha_glob
+import mfsha_hold
 import mfsha_mfs
 import mfsha_node
 import mfsha_pillar
@@ -28,8 +26,9 @@ import mfsha_redact
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
-# uses mfsha_files, mfsha_pillar uses mfsha_glob and mfsha_redact: those first).
-for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_node):
+# uses mfsha_files, mfsha_pillar and mfsha_cmd use mfsha_redact, mfsha_pillar mfsha_glob, mfsha_node: those first).
+for _mod in (mfsha_drbd, mfsha_files, mfsha_mfs, mfsha_glob, mfsha_redact, mfsha_pillar, mfsha_cmd, mfsha_hold,
+             mfsha_node):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsha"
@@ -38,6 +37,11 @@ log = logging.getLogger(__name__)
 
 def __virtual__():
     return __virtualname__
+
+
+def _run(args, timeout=3, stdin=None, env=None, check=False):
+    return mfsha_cmd.run(__salt__["cmd.run_all"], args, timeout=timeout, stdin=stdin, env=env,
+                         fail=CommandExecutionError if check else None)
 
 
 def _formula_yaml(name):
@@ -82,21 +86,16 @@ def serves(host, port, timeout=1.0):
     return mfsha_mfs.probe(host, int(port), timeout)[0]
 
 
-def heartbeat_running():
-    """True when the local heartbeat daemon runs (bounded: see heartbeat_state)."""
-    return heartbeat_state()["running"]
-
-
 def vip_in_use(address, interface, timeout=3):
     """True when some host answers ARP for `address` on `interface` (arping duplicate address detection).
 
     The VIP is held whenever heartbeat holds the resources, also while the master behind it is hung.
     """
     cmd = ["arping", "-D", "-q", "-c", "2", "-w", str(timeout), "-I", interface, address]
-    res = _quick(cmd, timeout + 5)
+    res = _run(cmd, timeout + 5)
     if res["retcode"] in (0, 1):
         return res["retcode"] == 1
-    raise CommandExecutionError(f"{' '.join(cmd)} failed with exit code {res['retcode']}: {res['stderr'].strip()}")
+    raise CommandExecutionError(mfsha_cmd.failure(cmd, res))
 
 
 def bootstrap_needed(cfg=None):
@@ -111,7 +110,7 @@ def bootstrap_needed(cfg=None):
         cfg = cfg or settings()
         vip = cfg["vip"]["address"]
         __context__["mfsha.bootstrap"] = (
-            "master" in cfg["roles"] and cfg["me"]["id"] == cfg["preferred"] and not heartbeat_running()
+            "master" in cfg["roles"] and cfg["me"]["id"] == cfg["preferred"] and not __salt__["heartbeat.running"]()
             and not serves(vip, cfg["master"]["config"]["MATOCL_LISTEN_PORT"])
             and not vip_in_use(vip, cfg["vip"]["interface"]))
     return __context__["mfsha.bootstrap"]
@@ -137,81 +136,17 @@ def drbd_major():
         with open("/proc/drbd", encoding="utf-8") as fh:
             first = fh.readline()
     except OSError:
-        first = __salt__["cmd.run_stdout"](["modinfo", "-F", "version", "drbd"], python_shell=False,
-                                           ignore_retcode=True, output_loglevel="quiet")
+        first = _run(["modinfo", "-F", "version", "drbd"], 10)["stdout"]
     match = re.search(r"(?:version:\s*)?([0-9]+)\.[0-9]+", first or "")
     return int(match.group(1)) if match else 9
 
 
-METADATA_GLOBS = ("metadata.mfs", "metadata.mfs.back", "metadata.mfs.back.*", "changelog.*.mfs")
-
-
-def has_metadata(path):
-    """True when `path` already holds MooseFS metadata or changelogs (never to be overwritten)."""
-    return any(glob.glob(os.path.join(path, g)) for g in METADATA_GLOBS)
-
-
-def seed_metadata(data_path, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/metadata.mfs.empty", user="mfs",
-                  group="mfs", test=False):
-    """Give an empty DATA_PATH its first metadata. Never touches a DATA_PATH that holds metadata.
-
-    An existing single master's metadata in `legacy_path` is migrated (metadata, changelogs, sessions, stats);
-    otherwise a new cluster starts from the packaged empty metadata. Returns what was (or would be) done.
-    Both directories are the mfs user's: every file is copied through mfsha_files (a link or FIFO in either is
-    refused with its path, a link at a destination replaced, never followed; the copy is chowned by its fd).
-    """
-    if has_metadata(data_path):
-        return {"action": "none", "files": []}
-    legacy = [f for g in METADATA_GLOBS + ("sessions.mfs", "stats.mfs", "chart.mfs")
-              for f in sorted(glob.glob(os.path.join(legacy_path, g)))]
-    if any(os.path.basename(f).startswith("metadata.mfs") for f in legacy):
-        action, pairs = "migrated", [(f, os.path.join(data_path, os.path.basename(f))) for f in legacy]
-    else:
-        if not os.path.exists(empty):
-            raise CommandExecutionError(f"mfsha: cannot seed {data_path}: {empty} is missing (moosefs-master)")
-        action, pairs = "seeded", [(empty, os.path.join(data_path, "metadata.mfs"))]
-    if not test:
-        owner = (pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
-        for src, dst in pairs:
-            try:
-                mfsha_files.copy_file(src, dst, owner=owner, mode=0o640)
-            except OSError as exc:
-                raise CommandExecutionError(f"mfsha: cannot seed {data_path}: {exc}") from None
-    return {"action": action, "files": [dst for _, dst in pairs]}
-
-
-# ---- node facts for the beacon, the runner and operators; in-place restart and handover through heartbeat.
+# ---- node facts for the beacon, the runner and operators; in-place restart (heartbeat's moves: _modules/heartbeat.py).
 # Everything here is bounded by short timeouts: the beacon calls node_state() every tick.
-
-HB_STANDBY = "/usr/share/heartbeat/hb_standby"
-HB_TAKEOVER = "/usr/share/heartbeat/hb_takeover"
-HB_DAEMON = "/usr/libexec/heartbeat/heartbeat"  # `-s`: whether a heartbeat process is there, API or not
-
-
-def _quick(args, timeout=3, stdin=None):
-    return __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
-                                   timeout=timeout, stdin=stdin)
-
-
-def heartbeat_state(peer=None, timeout=3):
-    """Local heartbeat: {"running", "resources", "peer"}.
-
-    resources is `cl_status rscstatus`: all | local | foreign | none | transition (heartbeat is moving them);
-    peer is `cl_status nodestatus PEER` (active, dead, ...) when a peer host name is given."""
-    res = _quick(["/usr/bin/cl_status", "rscstatus"], timeout)
-    out = {"running": res["retcode"] == 0, "resources": None, "peer": None}
-    if out["running"]:
-        out["resources"] = res["stdout"].strip() or None
-        if peer:
-            out["peer"] = _quick(["/usr/bin/cl_status", "nodestatus", peer], timeout)["stdout"].strip() or None
-    return out
-
 
 def has_address(address, interface, timeout=3):
     """True when `address` is configured on `interface` here (the VIP holder)."""
-    res = _quick(["ip", "-o", "addr", "show", "dev", interface], timeout)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"ip addr show dev {interface} failed: {res['stderr'].strip()}")
+    res = _run(["ip", "-o", "addr", "show", "dev", interface], timeout, check=True)
     return any(f" {address}/" in line for line in res["stdout"].splitlines())
 
 
@@ -219,38 +154,6 @@ def is_mounted(mountpoint):
     """True when something is mounted on `mountpoint` in this minion's mount namespace."""
     with open("/proc/self/mounts", encoding="utf-8") as fh:
         return any(line.split()[1] == mountpoint for line in fh if len(line.split()) > 1)
-
-
-PEERS_PREFIX = ".mfsha-peers."  # + the node name, on the replicated storage: what the survivor tickles
-
-
-def record_peers(vip, mountpoint, proc="/proc/net/tcp"):
-    """Keep `<mountpoint>/.mfsha-peers.<node name>` equal to this node's ESTABLISHED connections to the VIP ("ip
-    port local_port" lines; rewritten only when they change, durably). After a host death
-    the survivor's MFSMaster start sends each connection of the dead node's file a tickle ACK (mfsha-tickle):
-    without it a client notices the dead master only after mfsmount's 10 s receive timeout. One file per node, so
-    the survivor, which starts recording as soon as it holds VIP and storage, never overwrites what it has to
-    read. The storage is the mfs user's: the old file is read only if it is root's regular file, else (a planted
-    link, a FIFO) the refusal is logged and the file replaced (mfsha_files: never followed). Returns the number of
-    peers."""
-    with open(proc, encoding="ascii") as fh:
-        peers = mfsha_mfs.vip_peers(fh.read(), vip)
-    text = _peers_text(peers)
-    path = os.path.join(mountpoint, PEERS_PREFIX + os.uname().nodename)  # heartbeat's node name is uname -n
-    try:
-        if mfsha_files.read_regular(path, limit=1 << 20, owned=True) == text:
-            return len(peers)
-    except FileNotFoundError:
-        pass
-    except mfsha_files.UnsafeFile as exc:
-        log.warning("mfsha: %s; it is replaced", exc)
-    mfsha_files.write_durably(path, text)
-    return len(peers)
-
-
-def _peers_text(peers):
-    """The peers file's lines ("ip port local_port"), as mfsha-tickle reads them."""
-    return "".join(f"{ip} {port} {lport}\n" for ip, port, lport in peers)
 
 
 RECORD_LIMIT = 65536  # bytes of a beacon record read back
@@ -307,7 +210,7 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
     """What this master node holds and how its services are, bounded by `timeout` for network probes.
 
     Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
-    with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat_state(), "vip", "mounted",
+    with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat.state(), "vip", "mounted",
     "active" (holds VIP or storage), "record" (read_record; record=False skips it), "vip_serves" (protocol probe of the VIP from a passive node, else None;
     client=False skips it), "master": mfsmaster.health() on the active node else None, "drbd": normalized status or
     None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
@@ -317,7 +220,8 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
     if vip is None or mountpoint is None:  # the CLI: this node's own settings
         return node_state(**node_args(), timeout=timeout, client=client, record=record)
     out = {"node": __grains__["id"], "cluster": cluster, "time": time.time(),
-           "heartbeat": heartbeat_state(peer), "vip": has_address(vip, interface), "mounted": is_mounted(mountpoint),
+           "heartbeat": __salt__["heartbeat.state"](peer), "vip": has_address(vip, interface),
+           "mounted": is_mounted(mountpoint),
            "master": None, "drbd": None, "blockers": None}
     out["active"] = out["vip"] or out["mounted"]
     if record:  # the loop's view: this node's own beacon record (the beacon itself does not need it)
@@ -353,60 +257,47 @@ def active():
     return node_state()["active"]
 
 
-HOLD_TABLE = "mfsha_hold"  # nft table of hold_rules, in this node's network namespace
-HOLD_MAX_S = 20  # the hold's own expiry: a minion that dies mid-restart leaves no dropped FIN/RST behind
 TICKLE = "/usr/local/sbin/mfsha-tickle"
 
 
-def hold_rules(ports, seconds=HOLD_MAX_S):
-    """nft script dropping this node's outgoing FIN and RST from `ports` for at most `seconds` (set elements that
-    expire by themselves). Declared, deleted, made anew: a table left by an earlier run never doubles its rule."""
-    elements = ", ".join(f"{int(p)} timeout {int(seconds)}s" for p in ports)
-    return (f"table inet {HOLD_TABLE}\ndelete table inet {HOLD_TABLE}\n"
-            f"table inet {HOLD_TABLE} {{\n  set ports {{ type inet_service; flags timeout; }}\n"
-            f"  chain out {{ type filter hook output priority 0;\n"
-            f"    tcp sport @ports tcp flags & (fin | rst) != 0 drop; }}\n}}\n"
-            f"add element inet {HOLD_TABLE} ports {{ {elements} }}\n")
-
-
 def _hold(vip, ports):
-    """Before a hung master is killed: its clients must not learn of the kill before the new master listens. They
-    reconnect once at once and then only every 2 s (mfsmount), so a reset they see while nothing listens costs
-    them ~2 s. Holds the closing FIN/RST (hold_rules) and notes the connections to the VIP, for _release.
+    """Before a hung master is killed: its clients must not learn of the kill before the new master listens
+    (mfsha_hold). Holds the closing FIN/RST and notes the connections to the VIP, for _release.
     Returns (True, peers), or (False, why) when nft or ss is missing or nft refuses: the restart then goes on
     as it was, unheld."""
     missing = [tool for tool in ("nft", "ss") if not shutil.which(tool)]
     if missing:
         return False, f"no hold of the old connections: {' and '.join(missing)} not installed"
     with open("/proc/net/tcp", encoding="ascii") as fh:
-        peers = [p for p in mfsha_mfs.vip_peers(fh.read(), vip) if p[2] in ports]
-    res = _quick(["nft", "-f", "-"], 5, stdin=hold_rules(ports))
+        peers = mfsha_hold.held_peers(mfsha_hold.vip_peers(fh.read(), vip), ports)
+    res = _run(mfsha_hold.HOLD_COMMAND, 5, stdin=mfsha_hold.hold_rules(ports))
     if res["retcode"]:
-        return False, f"no hold of the old connections: nft exit {res['retcode']}: {res['stderr'].strip()}"
+        return False, f"no hold of the old connections: {mfsha_cmd.failure(mfsha_hold.HOLD_COMMAND, res)}"
     return True, peers
 
 
 def _release(vip, ports, peers):
     """After the new master listens: lift the hold, reset the old master's orphan sockets (ss -K: its FIN still
     unanswered) and tickle the connections that were aborted at the kill (their RST was dropped), so every client
-    reconnects now (mfsha-tickle: an out-of-window ACK, answered with the client's numbers, then our RST).
-    Returns what it did, or why it could not."""
-    res = _quick(["nft", "delete", "table", "inet", HOLD_TABLE], 5)
+    reconnects now (mfsha-tickle). Returns what it did, or why it could not."""
+    res = _run(mfsha_hold.LIFT_COMMAND, 5)
     if res["retcode"]:  # it expires by itself within HOLD_MAX_S; the restart itself succeeded
-        log.warning("mfsha: lifting the nft hold failed: %s", res["stderr"].strip())
-        return f"lifting the hold failed (it expires within {HOLD_MAX_S} s): {res['stderr'].strip()}"
-    expr = " or ".join(f"sport = :{p}" for p in ports)
-    orphans = _quick(["ss", "-K", "-t", "-n", "state", "fin-wait-1", "state", "closing", "state", "last-ack",
-                      f"( {expr} )"], 5)
-    note = f"{max(len(orphans['stdout'].splitlines()) - 1, 0)} orphan socket(s) reset"
+        why = mfsha_cmd.failure(mfsha_hold.LIFT_COMMAND, res)
+        log.warning("mfsha: lifting the nft hold failed: %s", why)
+        return f"lifting the hold failed (it expires within {mfsha_hold.HOLD_MAX_S} s): {why}"
+    cmd = mfsha_hold.orphans_command(ports)
+    orphans = _run(cmd, 5)
+    note = f"{mfsha_hold.orphans_reset(orphans['stdout'])} orphan socket(s) reset"
     if orphans["retcode"]:
-        note = f"ss -K failed: {orphans['stderr'].strip()}"
+        note = mfsha_cmd.failure(cmd, orphans)
     if peers and os.access(TICKLE, os.X_OK):
         with tempfile.TemporaryDirectory() as tmp:  # mfsha-tickle reads the peers files of DIR (root's)
-            mfsha_files.write_durably(os.path.join(tmp, PEERS_PREFIX + "before-restart"), _peers_text(peers))
-            res = _quick([TICKLE, vip, tmp], 10)
+            mfsha_files.write_durably(os.path.join(tmp, mfsha_hold.peers_file("before-restart")),
+                                      mfsha_hold.peers_text(peers))
+            cmd = [TICKLE, vip, tmp]
+            res = _run(cmd, 10, env={"MFSHA_UTILS": os.path.dirname(mfsha_hold.__file__)})
         note += f"; {len(peers)} connection(s) tickled" if res["retcode"] == 0 else \
-            f"; mfsha-tickle failed: {res['stderr'].strip()}"
+            f"; {mfsha_cmd.failure(cmd, res)}"
     return note
 
 
@@ -476,122 +367,6 @@ def _restart_master(cfg, grace, timeout, probe_timeout, expect_version, tail_che
     return dict(out, started=True, pid=started["pid"], serving_s=round(time.monotonic() - t0, 2))
 
 
-def keep_reserve(mountpoint, size_mb):
-    """Set `size_mb` MiB aside in <mountpoint>/.mfsha-reserve (root's, preallocated) while twice that is free, so
-    that a master which fills its storage can be given room to replay and log again (restart_master releases it).
-    The beacon calls this on the holder each look; it is an lstat unless the file is missing. The storage is the
-    mfs user's: a reserve that is not a regular file raises UnsafeFile, and the file is made through mfsha_files
-    (O_EXCL temporary file, never a link's target). Returns its size."""
-    size = int(size_mb) << 20
-    if not size:
-        return 0
-    st = mfsha_files.lstat_in(mountpoint, mfsha_mfs.RESERVE)
-    if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            raise mfsha_files.UnsafeFile(os.path.join(mountpoint, mfsha_mfs.RESERVE), "is not a regular file")
-        return st.st_size
-    fs = os.statvfs(mountpoint)
-    if fs.f_bavail * fs.f_frsize < 2 * size:
-        mfsha_files.remove_leftover_tmp(mountpoint, mfsha_mfs.RESERVE)  # a crash's half-made reserve eats space
-        return 0
-    mfsha_files.preallocate(os.path.join(mountpoint, mfsha_mfs.RESERVE), size)
-    return size
-
-
-def handover(grace=2):
-    """Hand every resource to the peer through heartbeat (`hb_standby`), so heartbeat stays their only owner.
-
-    An unhealthy (e.g. hung) local master is killed first: heartbeat's stop would wait serve_timeout for it.
-    Returns {"killed_hung_master", "log"} as soon as heartbeat accepted the request (the move is asynchronous)."""
-    args = _check_args(None)
-    if not heartbeat_state()["running"]:
-        raise CommandExecutionError("mfsha: heartbeat is not running here; it cannot hand the resources over")
-    killed = False
-    cfg = f"{args['mountpoint']}/mfsmaster.cfg"
-    if is_mounted(args["mountpoint"]):
-        health = __salt__["mfsmaster.health"](cfg=cfg, host=args["vip"], port=int(args["port"]), timeout=1.0)
-        if health["process"] and not health["healthy"]:
-            killed = __salt__["mfsmaster.stop"](cfg=cfg, timeout=grace, kill=True)["killed"]
-    res = __salt__["cmd.run_all"]([HB_STANDBY], python_shell=False, ignore_retcode=True, timeout=30)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(f"mfsha: {HB_STANDBY} failed (exit {res['retcode']}): "
-                                    f"{(res['stderr'] or res['stdout']).strip()}")
-    return {"killed_hung_master": killed, "log": (res["stdout"] + res["stderr"]).strip()}
-
-
-def takeover(timeout=60):
-    """Take every resource through heartbeat while no node holds them: `hb_takeover all`, asked again every 10 s
-    (a request that meets heartbeat's own pending `sleep 30; hb_standby` after a failed start is ignored); with the
-    peer dead, where hb_takeover has nobody to ask, a heartbeat restart (alone after initdead it acquires every
-    resource). Returns {"how", "held_s"} once this node holds the group; raises after `timeout` s."""
-    args = _check_args(None)
-    t0 = time.monotonic()
-    hb = heartbeat_state(args["peer"])
-    if not hb["running"]:
-        raise CommandExecutionError("mfsha: heartbeat is not running here; it cannot take the resources")
-
-    def held():
-        return has_address(args["vip"], args["interface"]) or is_mounted(args["mountpoint"])
-    if held():
-        return {"how": "none: this node holds the resources", "held_s": 0.0}
-    if hb["peer"] == "dead":
-        how, cmd, every = "heartbeat restart (peer dead)", ["service", "heartbeat", "restart"], timeout
-    else:
-        how, cmd, every = "hb_takeover all", [HB_TAKEOVER, "all"], 10
-    asked = None
-    while True:
-        if asked is None or time.monotonic() - asked >= every:
-            res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, timeout=60)
-            if res["retcode"] != 0:
-                raise CommandExecutionError(f"mfsha: {' '.join(cmd)} failed (exit {res['retcode']}): "
-                                            f"{(res['stderr'] or res['stdout']).strip()}")
-            asked = time.monotonic()
-        time.sleep(1)
-        if held():
-            return {"how": how, "held_s": round(time.monotonic() - t0, 2)}
-        if time.monotonic() - t0 > timeout:
-            raise CommandExecutionError(f"mfsha: {how}: this node does not hold the resources after {timeout} s")
-
-
-def rejoin(timeout=60):
-    """Start heartbeat again on this node, which holds nothing, so that it joins its peer and can take over again.
-
-    The loop's answer to a heartbeat that is gone from a standby: stopped, crashed, or ended by heartbeat v1's own
-    "Emergency Shutdown" (30 s after its restart on meeting a peer it had declared dead, when its ping readers ignore
-    SIGTERM). A heartbeat process still shutting down is waited for, never raced. Returns {"started": True, "how",
-    "joined_s"} once this node sees the peer active, {"started": False, "why"} when the old process is still there
-    after `timeout` s; raises with the init script's stderr when the start fails, or when the peer is not seen."""
-    args = _check_args(None)
-    t0 = time.monotonic()
-    if has_address(args["vip"], args["interface"]) or is_mounted(args["mountpoint"]):
-        raise CommandExecutionError("mfsha: this node holds the VIP or the storage: heartbeat is not started beside "
-                                    "them (a human decides)")
-    how = "none: heartbeat runs"
-    hb = heartbeat_state(args["peer"])
-    while not hb["running"] and how != "service heartbeat start":
-        alive = _quick([HB_DAEMON, "-s"])  # a process (pid file) whose API does not answer: shutting down
-        if alive["retcode"] != 0:
-            res = __salt__["cmd.run_all"](["service", "heartbeat", "start"], python_shell=False, ignore_retcode=True,
-                                          timeout=60)
-            if res["retcode"] != 0:
-                raise CommandExecutionError(f"mfsha: service heartbeat start failed (exit {res['retcode']}): "
-                                            f"{(res['stderr'] or res['stdout']).strip()}")
-            how, t0 = "service heartbeat start", time.monotonic()  # the join gets its own `timeout`
-        elif time.monotonic() - t0 > timeout:
-            return {"started": False, "why": f"heartbeat is still shutting down after {timeout} s: "
-                                             f"{alive['stdout'].strip()}"}
-        else:
-            time.sleep(1)
-            hb = heartbeat_state(args["peer"])
-    while not hb["running"] or hb["peer"] != "active":
-        if time.monotonic() - t0 > timeout:
-            seen = f"{args['peer']} is {hb['peer'] or 'unknown'} to it" if hb["running"] else "it does not answer"
-            raise CommandExecutionError(f"mfsha: {how}: {seen} after {timeout} s")
-        time.sleep(1)
-        hb = heartbeat_state(args["peer"])
-    return {"started": True, "how": how, "joined_s": round(time.monotonic() - t0, 2)}
-
-
 BOOK = "mfsha-cluster.json"  # last word from the Salt master (maintenance, last failover), for status on a node
 
 
@@ -624,4 +399,3 @@ def status():
                      "drbd_role": (me["drbd"] or {}).get("peer_role"), "drbd_disk": (me["drbd"] or {}).get("peer_disk")},
             "maintenance": cfg["failover"]["maintenance"] or bool(note().get("maintenance")),
             "last_failover": note().get("last"), "self": me}
-# ==== end of failover block ==========================================================================================

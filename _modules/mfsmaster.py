@@ -1,7 +1,7 @@
 """MooseFS master control and health for mfsha.
 
-Every command runs through cmd.run_all (python_shell=False); a failing command raises
-CommandExecutionError carrying its stderr. Parsers and the protocol probe live in _utils/mfsha_mfs.py.
+Every command runs through mfsha_cmd (no shell); a failing command raises CommandExecutionError carrying its
+output. Parsers and the protocol probe live in _utils/mfsha_mfs.py.
 The config path defaults to the minion option `mfsmaster.cfg`, else /mfsconf/mfsmaster.cfg.
 """
 import errno
@@ -11,14 +11,17 @@ import pwd
 import signal
 import time
 
-import mfsha_files  # synced _utils; on sys.path only while the loader imports this module
+import mfsha_cmd  # synced _utils; on sys.path only while the loader imports this module
+import mfsha_files
 import mfsha_fill
 import mfsha_mfs
+import mfsha_proc
+import mfsha_redact
 from salt.exceptions import CommandExecutionError
 
 # A running minion or master keeps a module's first import; the synced _utils of an upgrade must load too (mfsha_mfs
-# uses mfsha_files: that one first).
-for _mod in (mfsha_files, mfsha_mfs, mfsha_fill):
+# uses mfsha_files, mfsha_cmd uses mfsha_redact: those first).
+for _mod in (mfsha_files, mfsha_mfs, mfsha_fill, mfsha_redact, mfsha_cmd, mfsha_proc):
     importlib.reload(_mod)
 
 __virtualname__ = "mfsmaster"
@@ -41,33 +44,28 @@ def _settings(cfg):
         raise CommandExecutionError("cannot read mfsmaster config {}: {}".format(path, exc)) from None
 
 
-def _run(args, timeout=10):
-    return __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True, timeout=timeout)
-
-
-def _text(res):
-    # mfsmaster writes its messages to stderr, ending some with a NUL byte; mfscli to stdout
-    parts = (res.get("stderr") or "", res.get("stdout") or "")
-    return "\n".join(p.replace("\x00", "").strip() for p in parts if p.strip("\x00 \n"))
-
-
-def _fail(args, res):
-    raise CommandExecutionError("`{}` failed (exit {}): {}".format(" ".join(args), res["retcode"], _text(res)))
+def _run(args, timeout=10, check=False):
+    return mfsha_cmd.run(__salt__["cmd.run_all"], args, timeout=timeout, fail=CommandExecutionError if check else None)
 
 
 def _test(cfg):
     """pid of the running master or None (`mfsmaster test`: exit 0 `mfsmaster pid: N`, exit 1 not running)."""
     args = ["mfsmaster", "-c", _path(cfg), "test"]
     res = _run(args)
-    text = _text(res)
+    text = mfsha_cmd.output(res)
     if res["retcode"] == 0 and text.startswith("mfsmaster pid:"):
         pid = int(text.split(":", 1)[1])
         # while no master runs, a concurrent `mfsmaster test` (or stop/kill/...) holds the lock for a moment and is
         # named here: a short-lived command is no master
-        return None if _cmdline(pid)[-1:] in (["test"], ["stop"], ["kill"], ["reload"], ["info"], ["restore"]) else pid
+        return None if mfsha_proc.short_lived(mfsha_proc.cmdline(_proc(pid, "cmdline"))) else pid
     if res["retcode"] == 1 and "is not running" in text:
         return None
-    _fail(args, res)
+    raise CommandExecutionError(mfsha_cmd.failure(args, res))
+
+
+def short_lived_commands():
+    """The commands that are no master when `mfsmaster test` names them (mfsha_proc.SHORT_LIVED), for MFSMaster."""
+    return list(mfsha_proc.SHORT_LIVED)
 
 
 def running(cfg=None):
@@ -139,9 +137,7 @@ def metadata_version(cfg=None, source="running", host=None, port=None):
         def_host, def_port = mfsha_mfs.client_address(_settings(cfg))
         host, port = host or def_host, port or def_port
     args = ["mfscli", "-H", str(host), "-P", str(port), "-SIM", "-s", "|"]
-    res = _run(args, timeout=30)
-    if res["retcode"] != 0:
-        _fail(args, res)
+    res = _run(args, timeout=30, check=True)
     parsed = mfsha_mfs.parse_mfscli(res["stdout"])
     if parsed["leader"] is None:
         states = ", ".join("{} {}".format(r["ip"], r["state"]) for r in parsed["masters"])
@@ -173,9 +169,9 @@ def start(cfg=None, timeout=120):
     while True:
         res = _run(args, timeout=timeout)
         if res["retcode"] == 0:
-            return {"pid": _test(cfg), "log": _text(res)}
-        if LOCKED not in _text(res) or time.monotonic() > deadline:
-            _fail(args, res)
+            return {"pid": _test(cfg), "log": mfsha_cmd.output(res)}
+        if LOCKED not in mfsha_cmd.output(res) or time.monotonic() > deadline:
+            raise CommandExecutionError(mfsha_cmd.failure(args, res))
         time.sleep(0.2)
 
 
@@ -189,7 +185,7 @@ def stop(cfg=None, timeout=30, kill=False):
     path = _path(cfg)
     if _test(cfg) is None:
         return {"was_running": False, "killed": False, "log": "mfsmaster is not running"}
-    log = _text(_run(["mfsmaster", "-c", path, "stop"], timeout=timeout))
+    log = mfsha_cmd.output(_run(["mfsmaster", "-c", path, "stop"], timeout=timeout))
     killed = False
     if kill and _test(cfg) is not None:  # stop timed out or failed: no point in a grace period
         pids = _sigkill(cfg)
@@ -209,10 +205,6 @@ def kill(cfg=None, timeout=5):
     also ~2 s faster than `mfsmaster kill`, which polls for the lock owner's end.
 
     CLI Example: salt mfs1 mfsmaster.kill /mfsconf/mfsmaster.cfg"""
-    return _sigkill(cfg, timeout)
-
-
-def _sigkill(cfg, timeout=5):
     data_path = _settings(cfg)["DATA_PATH"]
     locks = [os.path.join(data_path, name) for name in (".mfsmaster.lock", ".bgwriter.lock")]
     try:
@@ -233,6 +225,9 @@ def _sigkill(cfg, timeout=5):
     return pids
 
 
+_sigkill = kill  # for stop(), whose `kill` argument hides this function
+
+
 STOP_GRACE_S = 5  # after the stop/kill command returned (or timed out), how long the process may linger
 
 
@@ -250,23 +245,13 @@ def reload(cfg=None):
     (mfsmaster itself would exit 0 with `can't find process`)."""
     if _test(cfg) is None:
         raise CommandExecutionError("mfsmaster ({}) is not running; nothing to reload".format(_path(cfg)))
-    args = ["mfsmaster", "-c", _path(cfg), "reload"]
-    res = _run(args)
-    if res["retcode"] != 0:
-        _fail(args, res)
-    return {"log": _text(res)}
+    res = _run(["mfsmaster", "-c", _path(cfg), "reload"], check=True)
+    return {"log": mfsha_cmd.output(res)}
 
 
 def _changelog_tail(data_path, since):
     """{version: line} of DATA_PATH's changelog files from `since` on (mfsha_mfs.changelog_tail)."""
-    files = {}
-    for name in os.listdir(data_path):
-        if mfsha_mfs.CHANGELOG_RE.match(name):
-            try:
-                with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
-                    files[name] = fh.read()
-            except mfsha_files.UnsafeFile:  # planted by mfs: not read, what it would hold is missing (as disk_state)
-                continue
+    files, _ = mfsha_mfs.changelog_files(data_path, lambda fh: fh.read())  # a planted link: missing, as disk_state
     try:
         return mfsha_mfs.changelog_tail(files, int(since))
     except ValueError as exc:
@@ -396,26 +381,20 @@ def data_path_ok(cfg=None):
     return out
 
 
-def _cmdline(pid):
+def _proc(pid, name):
+    """/proc/PID/NAME's text, or "" when there is no such process."""
     try:
-        with open("/proc/{}/cmdline".format(pid), "rb") as fh:
-            return fh.read().decode(errors="replace").split("\0")[:-1]
+        with open(f"/proc/{pid}/{name}", "rb") as fh:
+            return fh.read().decode(errors="replace")
     except OSError:
-        return []
+        return ""
 
 
 def _proc_state(pid):
-    """(comm, state letter) of a process from /proc/PID/stat (`pid (comm) state ...`), or (None, None)."""
-    try:
-        with open("/proc/{}/stat".format(pid)) as fh:
-            stat = fh.read()
-    except OSError:
-        return None, None
-    comm, _, rest = stat.partition("(")[2].rpartition(")")
-    return comm, rest.split()[0]
+    """(comm, state letter) of a process, or (None, None)."""
+    return mfsha_proc.stat_fields(_proc(pid, "stat"))
 
 
 def _alive_master(pid):
     """True while `pid` is an mfsmaster process that is not a zombie."""
-    comm, state = _proc_state(pid)
-    return comm == "mfsmaster" and state != "Z"
+    return mfsha_proc.live_master(*_proc_state(pid))

@@ -177,13 +177,13 @@ def _move(c, node, peer, expect=None):
             filled, why = _fill(c, node, expect)
             if not filled:
                 return False, f"not handed over: {mfsha_mfs.MISSING} ({gap}) and {why}"
-    ok, ret = _call([node], "mfsha.handover", timeout=45)[node]
+    ok, ret = _call([node], "heartbeat.handover", timeout=45)[node]
     return _then_serves(c, peer, ok, ret, "handover", f"hb_standby on {node}")
 
 
 def _take(c, node):
     limit = c["heartbeat"]["initdead"] + c["failover"]["serve_timeout"] + 30  # a restart (peer dead) waits initdead
-    ok, ret = _call([node], "mfsha.takeover", {"timeout": limit}, timeout=limit + 20)[node]
+    ok, ret = _call([node], "heartbeat.takeover", {"timeout": limit}, timeout=limit + 20)[node]
     return _then_serves(c, node, ok, ret, "takeover", f"takeover on {node}")
 
 
@@ -203,7 +203,7 @@ def _then_serves(c, node, ok, ret, key, what):
 
 def _rejoin_heartbeat(name, c, book, d, tl, common):
     """Start heartbeat on the standby (mfsha.rejoin); one still shutting down is left to finish (waiting)."""
-    ok, ret = _call([d["node"]], "mfsha.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
+    ok, ret = _call([d["node"]], "heartbeat.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
     tl["rejoined"] = time.time()
     if ok and not ret.get("started"):
         return _result(name, "waiting", f"{d['reason']}; {ret['why']}", tl, detail=ret, **common)

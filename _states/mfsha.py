@@ -23,7 +23,7 @@ def metadata_seeded(name, legacy_path="/var/lib/mfs", empty="/var/lib/mfs/metada
     """DATA_PATH `name` holds metadata: migrated from `legacy_path`, else seeded empty. Existing metadata is kept."""
     ret = _ret(name)
     try:
-        done = __salt__["mfsha.seed_metadata"](name, legacy_path, empty, user, group, test=__opts__["test"])
+        done = __salt__["mfsha_storage.seed_metadata"](name, legacy_path, empty, user, group, test=__opts__["test"])
     except CommandExecutionError as exc:  # e.g. a link planted in DATA_PATH or in legacy_path: refused
         return dict(ret, result=False, comment=str(exc))
     if done["action"] == "none":

@@ -181,7 +181,7 @@ def changelog_tail(files, since):
     return out
 
 
-RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha.keep_reserve) for a master that filled it
+RESERVE = ".mfsha-reserve"  # space set aside on the storage (mfsha_storage.keep_reserve) for a master that filled it
 WAS_FULL = ".mfsha-was-full"  # left by release_reserve until a restart compared the changelog with the metaloggers
 MISSING = "changes the master acknowledged are missing"  # restart_master's refusal text, for people
 MISSING_CHANGES = "missing_changes"  # restart_master's `refused` field for it: the runner fills them in and retries
@@ -223,6 +223,21 @@ def release_reserve(path):
     return size
 
 
+def changelog_files(data_path, read):
+    """({name: read(file)} of DATA_PATH's changelog files, each opened in text as mfsha_files.open_regular, [refusals]).
+    DATA_PATH is the mfs user's: a name that is not a regular file (a planted link) is not read, its refusal listed,
+    and what it would hold counts as missing (the loop's fill replaces it)."""
+    files, refused = {}, []
+    for name in sorted(os.listdir(data_path)):
+        if CHANGELOG_RE.match(name):
+            try:
+                with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
+                    files[name] = read(fh)
+            except mfsha_files.UnsafeFile as exc:
+                refused.append(str(exc))
+    return files, refused
+
+
 def disk_state(data_path):
     """What `mfsmaster -a` would find in DATA_PATH.
 
@@ -239,14 +254,7 @@ def disk_state(data_path):
                 head = metadata_header(fh.read(24))
             if best is None or head["version"] > best[1]["version"]:
                 best = (name, head)
-    files, refused = {}, []
-    for name in sorted(os.listdir(data_path)):
-        if CHANGELOG_RE.match(name):
-            try:
-                with mfsha_files.open_regular(os.path.join(data_path, name), text=True) as fh:
-                    files[name] = changelog_versions(fh)
-            except mfsha_files.UnsafeFile as exc:  # not read, and not counted: a fill replaces it (see above)
-                refused.append(str(exc))
+    files, refused = changelog_files(data_path, changelog_versions)
     start = version = hole = None
     if best:
         start = best[1]["version"]
@@ -287,26 +295,6 @@ def lock_holder(path):
 def _dev(text):
     major, minor, _ = text.split(":")
     return int(major, 16), int(minor, 16)
-
-
-# ---- the VIP's TCP peers (for the survivor's tickle ACKs) ----------------------------------------------
-
-TCP_ESTABLISHED = "01"
-
-
-def vip_peers(proc_net_tcp, vip):
-    """[(peer_ip, peer_port, local_port)] of the ESTABLISHED connections to `vip` in /proc/net/tcp text, sorted.
-    Addresses there are hex in host byte order, ports hex in network order."""
-    want = socket.inet_aton(vip)
-    out = set()
-    for line in proc_net_tcp.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) < 4 or parts[3] != TCP_ESTABLISHED:
-            continue
-        (lip, lport), (rip, rport) = (p.split(":") for p in parts[1:3])
-        if struct.pack("=I", int(lip, 16)) == want:
-            out.add((socket.inet_ntoa(struct.pack("=I", int(rip, 16))), int(rport, 16), int(lport, 16)))
-    return sorted(out)
 
 
 # ---- protocol probe -----------------------------------------------------------------------------------

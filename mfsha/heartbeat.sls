@@ -7,7 +7,7 @@
 {%- set ha = mfsha.os.ha_dir %}
 {%- set port = mfsha.master.config.MATOCL_LISTEN_PORT %}
 {%- set bootstrap = salt["mfsha.bootstrap_needed"](mfsha) %}
-{%- set running = salt["mfsha.heartbeat_running"]() %}
+{%- set running = salt["heartbeat.running"]() %}
 
 mfsha-heartbeat-packages:
   pkg.installed:

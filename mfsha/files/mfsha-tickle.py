@@ -3,40 +3,22 @@
 
 Managed by Salt (mfsha). Run in the background by MFSMaster start on the node that just took the VIP. DIR is the
 replicated storage, where the mfsha beacon of each holder keeps its connections to the VIP in
-.mfsha-peers.<node name> ("ip port local_port" lines, mfsha.record_peers); every other node's file is read (this
+.mfsha-peers.<node name> ("ip port local_port" lines, mfsha_storage.record_peers); every other node's file is read (this
 node's own file lists its own, live connections). A client of a dead host waits for its next retransmission or
-mfsmount's 10 s receive timeout before it reconnects. A tickle ACK (sequence and acknowledgement 0, as CTDB sends)
-is out of window for the client, which answers with its real numbers; this node's kernel has no such connection
-and answers that with a RST, so the client reconnects now.
-Three rounds, 0.6 s apart: Linux answers at most one out-of-window segment per connection every 0.5 s."""
+mfsmount's 10 s receive timeout before it reconnects; a tickle ACK makes it reconnect now (see _utils/mfsha_hold.py,
+which computes the packets and which files count; this script does the I/O)."""
 import errno
 import os
 import socket
 import stat
-import struct
 import sys
 import syslog
 import time
 
-ROUNDS, GAP_S = 3, 0.6
-PREFIX = ".mfsha-peers."
-PEERS_LIMIT = 1 << 20  # ~40000 connections: more than a master serves
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def tickle_ack(src, sport, dst, dport):
-    """TCP header (no options) of an ACK with seq 0 and ack 0 from src:sport to dst:dport, checksum set."""
-    head = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x10, 1024, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(head))
-    return head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
+# What to send and which files to read is mfsha_hold's (the formula's _utils, synced by Salt): MFSMaster and
+# mfsha.restart_master name its directory; by hand, Salt's default minion cachedir is looked in.
+sys.path.insert(0, os.environ.get("MFSHA_UTILS") or "/var/cache/salt/minion/extmods/utils")
+from mfsha_hold import GAP_S, PEERS_LIMIT, ROUNDS, checksum, others_files, parse_peers, tickle_ack  # noqa: E402,F401
 
 
 def read_peers(dfd, name, limit=PEERS_LIMIT):
@@ -55,12 +37,7 @@ def read_peers(dfd, name, limit=PEERS_LIMIT):
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise Refused(f"{name}: over {limit} bytes")
-    peers = []
-    for line in data.decode("ascii").splitlines():
-        ip, port, lport = line.split()
-        socket.inet_aton(ip)
-        peers.append((ip, int(port), int(lport)))
-    return peers
+    return parse_peers(data)
 
 
 class Refused(Exception):
@@ -70,13 +47,10 @@ class Refused(Exception):
 def others(directory, me):
     """(peers of the nodes other than `me`, [names read], [refusals]). A refused file is skipped: the other
     nodes' connections are still tickled."""
-    own = PREFIX + me
     peers, read, refused = set(), [], []
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for name in sorted(os.listdir(dfd)):
-            if not name.startswith(PREFIX) or name == own or name.endswith(".tmp"):
-                continue
+        for name in others_files(os.listdir(dfd), me):
             try:
                 peers.update(read_peers(dfd, name))
                 read.append(name)

@@ -89,7 +89,10 @@ def test_tickle_skips_planted_peers_files(sec):
     for name, make in ((".mfsha-peers.zero", ["ln", "-s", "/dev/zero"]), (".mfsha-peers.fifo", ["mkfifo"])):
         h.run(["runuser", "-u", "mfs", "--", *make, f"{MNT}/{name}"], timeout=10)
         sec["extra"].append(f"{MNT}/{name}")
-    p = h.run([TICKLE, lab.vip, MNT], timeout=30, check=False)
+    # run as MFSMaster start runs it: with the minion's synced _utils (mfsha_hold) named in MFSHA_UTILS
+    utils = h.run(["sed", "-n", "s/^UTILS=//p", "/etc/ha.d/resource.d/MFSMaster"], timeout=10).stdout.strip()
+    assert utils and h.run(["test", "-f", f"{utils}/mfsha_hold.py"], timeout=10, check=False).returncode == 0, utils
+    p = h.run(["env", f"MFSHA_UTILS={utils}", TICKLE, lab.vip, MNT], timeout=30, check=False)
     assert p.returncode == 0, p.stderr
     for name, why in ((other, "(a symlink)"), (".mfsha-peers.zero", "(a symlink)"),
                       (".mfsha-peers.fifo", "not a regular file")):

@@ -60,6 +60,17 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert "CFG=/mfsconf/mfsmaster.cfg" in agent and 'mfsmaster -a -c "$CFG" start || exit' in agent
     # a started master resets the dead holder's recorded connections to the VIP
     assert 'setsid /usr/local/sbin/mfsha-tickle "$VIP" /mfsconf ' in agent and "VIP=10.20.0.10" in agent
+    # the tickle finds the formula's _utils (mfsha_hold) where this minion synced them
+    assert "UTILS={}/utils".format(f.loaders.opts["extension_modules"]) in agent and "MFSHA_UTILS=$UTILS" in agent
+    # "a short-lived mfsmaster command is no master": the module's list (mfsha_proc.SHORT_LIVED), rendered here
+    short_lived = f.mod.mfsmaster.short_lived_commands()
+    assert "test" in short_lived and '" "' + "".join(f' | *" {cmd} "' for cmd in short_lived) + ") ;;" in agent
+    # laid out like a resource agent: one function per action, the dispatch at the end; valid sh
+    for script, actions in ((agent, ("start", "stop", "fence", "status", "monitor")),
+                            (guard, ("start", "stop", "status", "monitor"))):
+        dispatch = script[script.rindex('case "$1" in'):]
+        assert all(f"\n{a}) " in dispatch and f"_{a}() {{" in script for a in actions), dispatch
+        assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
     res = lines(files["/etc/drbd.d/r0.res"])
     for want in ["resource r0 {", "device /dev/drbd0;", "protocol C;", "cram-hmac-alg sha1;",
                  'shared-secret "9c1e7f0b52d84a3e";', "after-sb-0pri discard-zero-changes;",

@@ -146,13 +146,16 @@ class Node:
         out, err, rc = fixture(master)
         self.fake.on(f"mfsmaster -c {cfg} test", stdout=out, stderr=err, rc=rc)
         mfsmaster = load_salt_module("_modules/mfsmaster.py", salt={"cmd.run_all": self.fake.run_all})
-        salt = {"cmd.run_all": self.fake.run_all, "mfsmaster.health": mfsmaster.health}
+        heartbeat = load_salt_module("_modules/heartbeat.py", salt={"cmd.run_all": self.fake.run_all})
+        salt = {"cmd.run_all": self.fake.run_all, "mfsmaster.health": mfsmaster.health,
+                "heartbeat.state": heartbeat.state}
         if drbd:
             salt["drbd.status"] = lambda res: mfsha_drbd.parse_status((DRBD / drbd).read_text())
             # what drbd.split_brain reads for a StandAlone resource: the kernel log captured at the split brain
             dmesg = (DRBD / "dmesg-split-brain__mfsmaster1.txt").read_text()
             salt["drbd.split_brain"] = lambda res: {"split_brain": mfsha_drbd.split_brain_in_log(dmesg, res) is not None}
         self.mod = load_salt_module("_modules/mfsha.py", salt=salt)
+        self.storage = load_salt_module("_modules/mfsha_storage.py")
         self.mod.__grains__ = {"id": "mfs-a"}
         self.port = port or 1  # nothing listens on port 1: the VIP does not serve
 
@@ -263,8 +266,9 @@ def test_drbd_faults_from_captured_status(tmp_path, fixture_name, problem):
 def test_beacon_sends_one_event_per_transition(tmp_path, hung):
     node = Node(tmp_path, master="mfsmaster-test__sigstopped", port=hung.port)
     node.mod.__opts__["cachedir"] = str(tmp_path / "cache")
-    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": node.mod.record_peers,
-                       "mfsha.keep_reserve": node.mod.keep_reserve, "mfsha.keep_record": node.mod.keep_record}
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(),
+                       "mfsha_storage.record_peers": node.storage.record_peers,
+                       "mfsha_storage.keep_reserve": node.storage.keep_reserve, "mfsha.keep_record": node.mod.keep_record}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     beacon._SEEN.clear()
@@ -314,8 +318,8 @@ def test_holder_records_its_vip_peers_and_a_failure_only_warns(tmp_path, hung, c
     def record(vip, mountpoint):
         calls.append((vip, mountpoint))
         raise PermissionError(13, "Permission denied", mountpoint + "/.mfsha-peers")
-    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha.record_peers": record,
-                       "mfsha.keep_reserve": node.mod.keep_reserve, "mfsha.keep_record": lambda c, r: None}
+    beacon.__salt__ = {"mfsha.node_state": lambda **kw: node.state(), "mfsha_storage.record_peers": record,
+                       "mfsha_storage.keep_reserve": node.storage.keep_reserve, "mfsha.keep_record": lambda c, r: None}
     beacon.__opts__ = {"id": "mfs-a"}
     beacon._TRACKERS.clear()
     config = [{"cluster": "lab"}, {"vip": "127.0.0.1"}, {"mountpoint": str(node.mount)}, {"debounce": 1}]

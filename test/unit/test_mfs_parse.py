@@ -280,17 +280,6 @@ def test_probe_closed_port():
     assert latency < 0.5
 
 
-# ---- the VIP's TCP peers: /proc/net/tcp of the lab's VIP holder (captured) --------------------------------------
-
-def test_vip_peers_are_the_established_connections_to_the_vip():
-    text = (Path(__file__).parent / "fixtures" / "net" / "proc_net_tcp-active").read_text()
-    # listeners (0A), the node's own probes in TIME_WAIT (06) and its outgoing connections are not peers
-    assert m.vip_peers(text, "10.99.0.10") == [("10.99.0.21", 44812, 9419), ("10.99.0.21", 51300, 9420),
-                                               ("10.99.0.22", 50934, 9420), ("10.99.0.31", 33090, 9421)]
-    assert m.vip_peers(text, "10.99.0.11") == [("10.99.0.2", 4505, 52686), ("10.99.0.2", 4506, 36906)]
-    assert m.vip_peers(text, "10.99.0.99") == []
-
-
 def test_last_change_reads_the_newest_complete_entry_from_the_end(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(MFS / "data-kill9", data)

@@ -1,4 +1,5 @@
-"""_modules/mfsha.py functions that work on real files: metadata seeding and migration, and pillar.example coverage."""
+"""_modules/mfsha.py and _modules/mfsha_storage.py functions that work on real files: metadata seeding and migration,
+the peers record and the reserve, the in-place restart, and pillar.example coverage."""
 import os
 import re
 import pathlib
@@ -12,9 +13,10 @@ import mfsha_files
 
 from salt.exceptions import CommandExecutionError
 
-from unit_support import REPO, FakeCommands, load_salt_module, statvfs
+from unit_support import REPO, load_salt_module, statvfs
 
 mfsha = load_salt_module("_modules/mfsha.py")
+storage = load_salt_module("_modules/mfsha_storage.py")  # seed_metadata, record_peers, keep_reserve
 ME = pwd.getpwuid(os.getuid()).pw_name
 EMPTY = b"MFSM NEW"  # what /var/lib/mfs/metadata.mfs.empty holds
 
@@ -29,7 +31,7 @@ def dirs(tmp_path):
 
 
 def seed(data, legacy, test=False):
-    return mfsha.seed_metadata(str(data), str(legacy), str(legacy / "metadata.mfs.empty"), ME, ME, test=test)
+    return storage.seed_metadata(str(data), str(legacy), str(legacy / "metadata.mfs.empty"), ME, ME, test=test)
 
 
 def test_new_cluster_is_seeded_from_the_empty_metadata(dirs):
@@ -123,7 +125,9 @@ def test_vip_check_failure_stops_with_stderr():
 def test_no_bootstrap_while_a_peer_holds_the_vip():
     """The peer is active but its master hangs: nothing serves on the VIP, yet the VIP (and the storage) are held."""
     answers = {"cl_status": {"retcode": 1, "stdout": "", "stderr": ""}, "arping": {"retcode": 1, "stdout": "", "stderr": ""}}
-    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": lambda cmd, **kw: answers[cmd[0].rsplit("/", 1)[-1]]})
+    run_all = lambda cmd, **kw: answers[cmd[0].rsplit("/", 1)[-1]]  # noqa: E731
+    heartbeat = load_salt_module("_modules/heartbeat.py", salt={"cmd.run_all": run_all})
+    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": run_all, "heartbeat.running": heartbeat.running})
     mod.serves = lambda host, port, timeout=1.0: False
     cfg = {"roles": ["master"], "me": {"id": "a"}, "preferred": "a", "vip": {"address": "10.20.0.10", "interface": "eth0"},
            "master": {"config": {"MATOCL_LISTEN_PORT": 9421}}}
@@ -133,114 +137,13 @@ def test_no_bootstrap_while_a_peer_holds_the_vip():
     assert mod.bootstrap_needed(cfg) is True
 
 
-# ---- takeover: nobody holds the group (captured `ip -o addr` of a lab node without / with the VIP) ----------------
-
-IP_IDLE = "2: eth0    inet 10.99.0.12/24 scope global eth0\\       valid_lft forever preferred_lft forever"
-IP_HELD = IP_IDLE + "\n2: eth0    inet 10.99.0.10/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever"
-
-
-@pytest.fixture
-def node(tmp_path):
-    fake = FakeCommands(tmp_path, state="idle")
-    fake.on("cl_status rscstatus", stdout="none\n")
-    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="idle")
-    fake.on("ip -o addr show dev eth0", stdout=IP_HELD, state="held")
-    mod = load_salt_module("_modules/mfsha.py", salt={"cmd.run_all": fake.run_all})
-    mod._check_args = lambda cfg: {"vip": "10.99.0.10", "interface": "eth0", "mountpoint": str(tmp_path / "not-mounted"),
-                                   "peer": "mfs-a"}
-    return mod, fake
-
-
-@pytest.mark.parametrize("peer, cmd, how", [
-    ("active", "hb_takeover all", "hb_takeover all"),
-    ("dead", "service heartbeat restart", "heartbeat restart (peer dead)"),
-])
-def test_takeover_through_heartbeat(node, peer, cmd, how):
-    mod, fake = node
-    fake.on("cl_status nodestatus mfs-a", stdout=peer + "\n")
-    fake.on(cmd, next_state="held")
-    res = mod.takeover(timeout=10)
-    assert res["how"] == how and res["held_s"] < 10
-    assert fake.calls.count(cmd) == 1
-    assert mod.takeover(timeout=10)["how"] == "none: this node holds the resources"  # idempotent
-    assert fake.calls.count(cmd) == 1
-
-
-def test_takeover_failure_carries_stderr_and_a_held_back_request_is_asked_again(node):
-    mod, fake = node
-    fake.on("cl_status nodestatus mfs-a", stdout="active\n")
-    fake.on("hb_takeover all", rc=1, stderr="hb_takeover: cannot talk to heartbeat\n")
-    with pytest.raises(CommandExecutionError, match="hb_takeover all failed .exit 1.: hb_takeover: cannot talk"):
-        mod.takeover(timeout=5)
-    fake.on("hb_takeover all", rc=0)  # accepted, but heartbeat ignores it (its own standby is pending)
-    with pytest.raises(CommandExecutionError, match="does not hold the resources after 11 s"):
-        mod.takeover(timeout=11)
-    assert fake.calls.count("hb_takeover all") == 1 + 2  # asked again after 10 s
-
-
-def test_takeover_needs_heartbeat(node):
-    mod, fake = node
-    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n")
-    with pytest.raises(CommandExecutionError, match="heartbeat is not running here"):
-        mod.takeover()
-
-
-# ---- rejoin: heartbeat started again on a standby that lost it ----------------------------------------------------
-
-def test_rejoin_starts_heartbeat_and_waits_for_the_peer(node):
-    mod, fake = node
-    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n", state="idle")
-    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n")
-    fake.on("service heartbeat start", next_state="started")
-    fake.on("cl_status nodestatus mfs-a", stdout="dead\n", state="started", next_state="joined")
-    fake.on("cl_status nodestatus mfs-a", stdout="active\n", state="joined")
-    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="started")
-    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="joined")
-    res = mod.rejoin(timeout=10)
-    assert res["started"] and res["how"] == "service heartbeat start" and res["joined_s"] < 10
-    assert fake.calls.count("service heartbeat start") == 1
-    assert mod.rejoin(timeout=10)["how"] == "none: heartbeat runs"  # idempotent
-    assert fake.calls.count("service heartbeat start") == 1
-
-
-def test_rejoin_waits_for_a_heartbeat_still_shutting_down(node):
-    mod, fake = node
-    stopping = "heartbeat OK [pid 6119 et al] is running on mfs-b [mfs-b]..."
-    for state in ("idle", "gone"):
-        fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n", state=state)
-    fake.on("heartbeat -s", stdout=stopping + "\n", state="idle")
-    assert mod.rejoin(timeout=1) == {"started": False, "why": f"heartbeat is still shutting down after 1 s: {stopping}"}
-    assert "service heartbeat start" not in fake.calls
-    fake.on("heartbeat -s", stdout=stopping + "\n", state="idle", next_state="gone")  # then its emergency exit
-    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n", state="gone")
-    fake.on("service heartbeat start", state="gone", next_state="joined")
-    fake.on("cl_status nodestatus mfs-a", stdout="active\n", state="joined")
-    fake.on("ip -o addr show dev eth0", stdout=IP_IDLE, state="gone")
-    res = mod.rejoin(timeout=10)
-    assert res["started"] and res["how"] == "service heartbeat start"
-    assert fake.calls.count("service heartbeat start") == 1
-
-
-def test_rejoin_failure_carries_stderr_and_a_holder_is_refused(node):
-    mod, fake = node
-    fake.on("cl_status rscstatus", rc=1, stderr="Heartbeat is stopped on this machine.\n")
-    fake.on("heartbeat -s", rc=3, stdout="heartbeat is stopped. No process\n")
-    fake.on("service heartbeat start", rc=1, stderr="Heartbeat failure [rc=6]. Failed.\n")
-    with pytest.raises(CommandExecutionError, match=r"service heartbeat start failed \(exit 1\): Heartbeat failure"):
-        mod.rejoin()
-    fake.set_state("held")
-    with pytest.raises(CommandExecutionError, match="holds the VIP or the storage"):
-        mod.rejoin()
-    assert fake.calls.count("service heartbeat start") == 1
-
-
 # ---- record_peers: the holder's VIP connections on the replicated storage ----------------------------------------
 
 PROC_NET_TCP = pathlib.Path(__file__).parent / "fixtures" / "net" / "proc_net_tcp-active"
 
 
 def test_record_peers_writes_the_vip_connections_only_when_they_change(tmp_path):
-    mod = load_salt_module("_modules/mfsha.py", salt={})
+    mod = load_salt_module("_modules/mfsha_storage.py", salt={})
     assert mod.record_peers("10.99.0.10", str(tmp_path), proc=str(PROC_NET_TCP)) == 4
     path = tmp_path / f".mfsha-peers.{os.uname().nodename}"
     assert path.read_text() == ("10.99.0.21 44812 9419\n10.99.0.21 51300 9420\n10.99.0.22 50934 9420\n"
@@ -255,7 +158,7 @@ def test_record_peers_writes_the_vip_connections_only_when_they_change(tmp_path)
 
 @pytest.mark.parametrize("plant", ["link", "fifo", "foreign"])
 def test_record_peers_replaces_what_mfs_planted_and_says_so(tmp_path, plant, caplog):
-    mod = load_salt_module("_modules/mfsha.py", salt={})
+    mod = load_salt_module("_modules/mfsha_storage.py", salt={})
     bait = tmp_path / "outside"
     bait.write_text("10.99.0.31 33090 9421\n")
     data = tmp_path / "storage"
@@ -277,20 +180,20 @@ def test_record_peers_replaces_what_mfs_planted_and_says_so(tmp_path, plant, cap
 
 
 def test_record_peers_failure_raises_with_the_path(tmp_path):
-    mod = load_salt_module("_modules/mfsha.py", salt={})
+    mod = load_salt_module("_modules/mfsha_storage.py", salt={})
     with pytest.raises(OSError, match="nowhere"):
         mod.record_peers("10.99.0.10", str(tmp_path / "nowhere"), proc=str(PROC_NET_TCP))
 
 
 def test_reserve_is_kept_only_while_twice_its_size_is_free(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "statvfs", statvfs((2 << 20) - 4096))
-    assert mfsha.keep_reserve(str(tmp_path), 1) == 0 and os.listdir(tmp_path) == []
+    assert storage.keep_reserve(str(tmp_path), 1) == 0 and os.listdir(tmp_path) == []
     monkeypatch.setattr(os, "statvfs", statvfs(2 << 20))
-    assert mfsha.keep_reserve(str(tmp_path), 1) == 1 << 20
+    assert storage.keep_reserve(str(tmp_path), 1) == 1 << 20
     st = os.stat(tmp_path / ".mfsha-reserve")
     assert st.st_blocks * 512 >= 1 << 20 and st.st_mode & 0o777 == 0o600  # allocated, not sparse
-    assert mfsha.keep_reserve(str(tmp_path), 1) == 1 << 20 and os.listdir(tmp_path) == [".mfsha-reserve"]
-    assert mfsha.keep_reserve(str(tmp_path / "gone"), 0) == 0  # switched off: not even a stat
+    assert storage.keep_reserve(str(tmp_path), 1) == 1 << 20 and os.listdir(tmp_path) == [".mfsha-reserve"]
+    assert storage.keep_reserve(str(tmp_path / "gone"), 0) == 0  # switched off: not even a stat
 
 
 def test_reserve_never_follows_a_link_and_a_leftover_is_cleaned(tmp_path, monkeypatch):
@@ -302,16 +205,16 @@ def test_reserve_never_follows_a_link_and_a_leftover_is_cleaned(tmp_path, monkey
     tmp.symlink_to(bait)  # O_TRUNC through it would empty the bait
     (data / ".mfsha-reserve.tmp").symlink_to(bait)  # the old name: nobody touches it any more
     monkeypatch.setattr(os, "statvfs", statvfs(2 << 20))
-    assert mfsha.keep_reserve(str(data), 1) == 1 << 20
+    assert storage.keep_reserve(str(data), 1) == 1 << 20
     assert bait.read_text() == "keep\n" and sorted(os.listdir(data)) == [".mfsha-reserve", ".mfsha-reserve.tmp"]
     os.unlink(data / ".mfsha-reserve")
     (data / ".mfsha-reserve").symlink_to(bait)
     with pytest.raises(OSError, match=r"\.mfsha-reserve: is not a regular file; refused"):
-        mfsha.keep_reserve(str(data), 1)
+        storage.keep_reserve(str(data), 1)
     os.unlink(data / ".mfsha-reserve")
     tmp.write_bytes(b"\0" * 4096)  # a crash's half-made reserve on a storage that is short of space
     monkeypatch.setattr(os, "statvfs", statvfs(1 << 20))
-    assert mfsha.keep_reserve(str(data), 1) == 0 and not tmp.exists() and bait.read_text() == "keep\n"
+    assert storage.keep_reserve(str(data), 1) == 0 and not tmp.exists() and bait.read_text() == "keep\n"
 
 
 def test_restart_refuses_a_data_path_short_of_the_version_the_master_reported(tmp_path, monkeypatch):

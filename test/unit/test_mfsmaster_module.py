@@ -97,7 +97,7 @@ def test_a_passing_mfsmaster_test_is_no_master(master):
 
 def test_running_missing_config_raises_with_stderr(master):
     master.on(["test"], "mfsmaster-test__no-cfg", state="down")
-    with pytest.raises(CommandExecutionError, match=r"exit 1\): main config file .* not found"):
+    with pytest.raises(CommandExecutionError, match=r"exit code 1: main config file .* not found"):
         master.mod.running()
 
 
@@ -186,7 +186,7 @@ def test_metadata_version_no_master(master, captured, state):
 
 def test_metadata_version_mfscli_fails(master):
     cli(master, "mfscli-SIM__unresolvable")
-    with pytest.raises(CommandExecutionError, match="exit 1.*Can't find masters"):
+    with pytest.raises(CommandExecutionError, match="exit code 1.*Can't find masters"):
         master.mod.metadata_version()
 
 

@@ -176,11 +176,11 @@ def beacon_events(call, looks=2):
         return state
 
     def record_peers(vip, mountpoint):
-        ok, ret = call("mfsha.record_peers", vip, mountpoint)
+        ok, ret = call("mfsha_storage.record_peers", vip, mountpoint)
         assert ok, ret
         return ret
     # the node's own record (what the loop reads) is the minion's business: test_beacon.py checks it
-    beacon.__salt__ = {"mfsha.node_state": node_state, "mfsha.record_peers": record_peers,
+    beacon.__salt__ = {"mfsha.node_state": node_state, "mfsha_storage.record_peers": record_peers,
                        "mfsha.keep_record": lambda cluster, record: None}
     beacon.__opts__ = {"id": call.vm.name}
     config = [{"cluster": "vm"}, {"vip": "10.77.0.10"}, {"mountpoint": "/mnt/r0"}, {"storage": "drbd"},
