@@ -31,8 +31,11 @@ def site(formula):
 
 
 def example_with(tofs):
+    """pillar.example with `tofs` instead of its own (None: none, the defaults)."""
     pillar = copy.deepcopy(load_pillar("example"))
     pillar["mfsha"]["tofs"] = tofs
+    if tofs is None:
+        del pillar["mfsha"]["tofs"]
     return pillar
 
 
@@ -42,7 +45,7 @@ def file_chunks(f):
 
 def test_without_overrides_every_file_is_the_formulas_own(formula):
     for minion in ("paris-mfs1", "paris-cs1", "berlin-mfs2"):
-        f = formula.use(minion, "example")
+        f = formula.use(minion, example_with(None))
         chunks = file_chunks(f)
         assert chunks, minion
         for c in chunks:
@@ -53,6 +56,11 @@ def test_without_overrides_every_file_is_the_formulas_own(formula):
             cluster = minion.split("-")[0]
             assert src[:3] == [f"salt://mfsha/files/{d}/{name}" for d in (minion, cluster, f.loaders.grains["os_family"])]
             assert f.chosen_source(src)[0] == src[-1], (minion, c["__id__"])
+    # pillar.example names a v2 ha.cf, which no file root has: the formula's own is still taken
+    f = formula.use("paris-mfs1", "example")
+    src = f.ids()["mfsha-heartbeat-ha.cf"]["source"]
+    assert src[0] == "salt://mfsha/files/paris-mfs1/ha.cf.v2.jinja" and src[-1] == "salt://mfsha/files/ha.cf.jinja"
+    assert f.chosen_source(src)[0] == src[-1]
 
 
 def test_a_sites_template_is_picked_for_that_site_only(formula, site):
