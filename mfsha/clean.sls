@@ -63,10 +63,13 @@ mfsha-clean-beacon-record-absent:
     - require:
       - beacon: mfsha-clean-beacon-absent
 
+{#- sig: the process, not the init script, says whether it runs: without ha.cf heartbeat's init script answers
+    every action, status too, with exit 0 ("not configured"), so a second clean would see it running #}
 mfsha-clean-heartbeat-stopped:
   service.dead:
     - name: {{ svc.heartbeat }}
     - enable: False
+    - sig: "heartbeat: master control process"
     - require:
       - beacon: mfsha-clean-beacon-absent
 

@@ -82,8 +82,11 @@ def test_clean_on_the_standby_then_mfsha_makes_the_pair_whole(healthy_lab):
         assert lab.active() == holder and lab.serving()
         assert bytes_lost(lab, manifest) == 0
         manifest.update(write(lab, "clean-standby-gone"))
-    finally:
-        lab.deploy(standby)  # also after a failure: the next test's heal needs the standby's heartbeat
+    finally:  # also after a failure: the next test's heal needs the standby's heartbeat
+        # Salt's sysvinit provider enables with `insserv && update-rc.d enable`; the lab has no insserv (a Debian host
+        # boots with systemd, or has insserv), so the boot links mfsha.clean disabled are put back with update-rc.d
+        lab.host(standby).run(["update-rc.d", "heartbeat", "enable"], check=False)
+        lab.deploy(standby)
     wait_for("both heartbeats joined", lab.joined, 120, interval=1)
     assert set(snapshot(lab, standby)["files"]) == set(INSTALLED) and "mfsha" in beacons(lab, standby)
     assert lab.active() == holder

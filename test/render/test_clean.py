@@ -35,6 +35,7 @@ def test_a_standby_loses_everything_mfsha_laid_down_but_the_data(formula):
     assert ids["mfsha-clean-beacon-absent"]["name"] == "mfsha" and ids["mfsha-clean-beacon-absent"]["save"] is True
     hb = ids["mfsha-clean-heartbeat-stopped"]
     assert (hb["state"], hb["fun"], hb["name"], hb["enable"]) == ("service", "dead", "heartbeat", False)
+    assert hb["sig"] == "heartbeat: master control process"  # its init script says "running" once ha.cf is gone
     down = ids["mfsha-clean-drbd-r0-down"]
     assert down["name"] == "drbdadm down r0" and down["onlyif"] == "test -e /sys/block/drbd0"
     assert {"cmd": "mfsha-clean-drbd-r0-down"} in ids["mfsha-clean-drbd-/etc/drbd.d/r0.res"]["require"]
