@@ -57,7 +57,8 @@ def serving(name, port=9421, timeout=60):
 
 
 def storage_file(name, source, context=None, mode="0644"):
-    """`name` is root's regular file holding `source` rendered with jinja and `context`, with `mode`.
+    """`name` is root's regular file holding `source` (or the first of a list that exists) rendered with jinja and
+    `context`, with `mode`.
 
     For files in a directory the mfs user owns (the storage: mfsmaster.cfg, mfsexports.cfg). file.managed is no
     good there: it follows a link planted at `name` (writes the target; with follow_symlinks False it still reads
@@ -66,7 +67,11 @@ def storage_file(name, source, context=None, mode="0644"):
     renamed over whatever is there). A link, FIFO or foreign file there is replaced, and the comment says so; no
     diff is shown (exports may carry passwords)."""
     ret = _ret(name)
-    text = __salt__["cp.get_file_str"](source, saltenv=__env__)
+    text = None
+    for url in [source] if isinstance(source, str) else source:  # a list (mfsha/libtofs.jinja): the first found
+        text = __salt__["cp.get_file_str"](url, saltenv=__env__)
+        if text:
+            break
     if not text:
         return dict(ret, result=False, comment=f"{source} not found on the fileserver")
     want = __salt__["file.apply_template_on_contents"](text, template="jinja", context=context or {}, defaults=None,

@@ -5,11 +5,15 @@ clear message and nothing is applied.
 """
 import copy
 import fnmatch
+import importlib
 import ipaddress
 import re
 
 import mfsha_glob  # synced _utils beside this one
 import mfsha_redact
+import mfsha_tofs
+
+importlib.reload(mfsha_tofs)  # callers reload this module after an upgrade (saltutil.sync_all): its helper too
 
 ROOT = "mfsha:clusters"
 # Anything that lands in a config file or on a command line: no spaces, quotes, newlines or shell metacharacters.
@@ -331,10 +335,11 @@ def validate(pillar_mfsha, defaults):
             or not pillar_mfsha["clusters"]:
         raise PillarError(ROOT, (pillar_mfsha or {}).get("clusters") if isinstance(pillar_mfsha, dict) else pillar_mfsha,
                           "must map at least one cluster name to its settings")
-    extra = set(pillar_mfsha) - {"clusters"}
+    extra = set(pillar_mfsha) - {"clusters", "tofs"}
     if extra:
         key = sorted(extra)[0]
-        raise PillarError(f"mfsha:{key}", HIDE, "is not a known key (known: clusters)")
+        raise PillarError(f"mfsha:{key}", HIDE, "is not a known key (known: clusters, tofs)")
+    tofs(pillar_mfsha, defaults)
     clusters = {name: validate_cluster(name, c, defaults["cluster"]) for name, c in sorted(pillar_mfsha["clusters"].items())}
     seen = {}
     for name, c in clusters.items():  # a master node or an address serves one cluster only
@@ -350,6 +355,15 @@ def validate(pillar_mfsha, defaults):
     return clusters
 
 
+def tofs(pillar_mfsha, defaults):
+    """The validated `mfsha:tofs` (mfsha_tofs): where mfsha/libtofs.jinja looks for a site's templates."""
+    try:
+        return mfsha_tofs.validate("mfsha:tofs", pillar_mfsha.get("tofs"), defaults["tofs"])
+    except mfsha_tofs.Invalid as exc:
+        path, value, problem = exc.args
+        raise PillarError(path, HIDE if value is mfsha_tofs.HIDE else value, problem) from None
+
+
 def roles_of(minion_id, cluster):
     """The roles `minion_id` has in one validated cluster: master, chunkserver, metalogger, client."""
     roles = ["master"] if any(n["id"] == minion_id for n in cluster["nodes"]) else []
@@ -360,7 +374,7 @@ def roles_of(minion_id, cluster):
 
 
 def settings(pillar_mfsha, defaults, osmap, minion_id):
-    """Validated settings of the one cluster `minion_id` belongs to, with `roles`, `me`, `peer` and `os`.
+    """Validated settings of the one cluster `minion_id` belongs to, with `roles`, `me`, `peer`, `os` and `tofs`.
 
     A minion with no role gets `roles: []` and `cluster: None`.
     """
@@ -370,10 +384,10 @@ def settings(pillar_mfsha, defaults, osmap, minion_id):
     if len(mine) > 1:
         raise PillarError(ROOT, [name for name, _ in mine], f"all claim minion {minion_id}; a minion belongs to one cluster")
     if not mine:
-        return {"cluster": None, "roles": [], "os": osmap}
+        return {"cluster": None, "roles": [], "os": osmap, "tofs": tofs(pillar_mfsha, defaults)}
     name, roles = mine[0]
     out = clusters[name]
-    out.update(cluster=name, roles=roles, os=osmap, me=None, peer=None)
+    out.update(cluster=name, roles=roles, os=osmap, me=None, peer=None, tofs=tofs(pillar_mfsha, defaults))
     if "master" in roles:
         out["me"] = next(n for n in out["nodes"] if n["id"] == minion_id)
         out["peer"] = next(n for n in out["nodes"] if n["id"] != minion_id)

@@ -1,5 +1,6 @@
 {#- Chunkservers, metaloggers and clients: each talks to the cluster's VIP only, so a failover needs no change here. #}
 {%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- from tpldir ~ "/libtofs.jinja" import files_switch with context %}
 {%- set conf = mfsha.os.mfs_conf_dir %}
 {%- set mcfg = mfsha.master.config %}
 
@@ -23,7 +24,7 @@ mfsha-chunkserver-hdd-{{ hdd }}:
 mfsha-chunkserver-{{ file }}:
   file.managed:
     - name: {{ conf }}/{{ file }}
-    - source: salt://{{ tpldir }}/files/{{ file }}.jinja
+    - source: {{ files_switch(mfsha, [file ~ ".jinja"], lookup="mfsha-chunkserver-" ~ file) }}
     - template: jinja
     - context:
         mfsha: {{ mfsha | json }}
@@ -48,7 +49,7 @@ mfsha-metalogger-packages:
 mfsha-metalogger-mfsmetalogger.cfg:
   file.managed:
     - name: {{ conf }}/mfsmetalogger.cfg
-    - source: salt://{{ tpldir }}/files/mfsmetalogger.cfg.jinja
+    - source: {{ files_switch(mfsha, ["mfsmetalogger.cfg.jinja"], lookup="mfsha-metalogger-mfsmetalogger.cfg") }}
     - template: jinja
     - context:
         mfsha: {{ mfsha | json }}

@@ -2,6 +2,7 @@
     the preferred node gives back what storage.sls acquired before heartbeat starts; the other node joins only
     once the cluster serves, so the two never race for the storage. #}
 {%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- from tpldir ~ "/libtofs.jinja" import files_switch with context %}
 {%- set st = mfsha.storage %}
 {%- set hb = mfsha.heartbeat %}
 {%- set ha = mfsha.os.ha_dir %}
@@ -42,7 +43,7 @@ mfsha-heartbeat-clustermsg-written-at-once:
 mfsha-heartbeat-{{ id }}:
   file.managed:
     - name: {{ path }}
-    - source: salt://{{ tpldir }}/files/{{ source }}
+    - source: {{ files_switch(mfsha, [source], lookup="mfsha-heartbeat-" ~ id) }}
 {%- if source.endswith(".jinja") %}
     - template: jinja
     - context:

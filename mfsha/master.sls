@@ -1,6 +1,7 @@
 {#- The metadata server: packaged autostart off (heartbeat owns mfsmaster), and on the node that has the storage
     mounted, mfsmaster.cfg, mfsexports.cfg and the metadata. A config change reloads only a running master. #}
 {%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- from tpldir ~ "/libtofs.jinja" import files_switch with context %}
 {%- set st = mfsha.storage %}
 {%- set cfg = st.mountpoint ~ "/mfsmaster.cfg" %}
 {%- set owner = mfsha.master.config.WORKING_USER %}
@@ -36,7 +37,7 @@ mfsha-master-data-path-owned:
 mfsha-master-config-file:
   mfsha.storage_file:
     - name: {{ cfg }}
-    - source: salt://{{ tpldir }}/files/mfsmaster.cfg.jinja
+    - source: {{ files_switch(mfsha, ["mfsmaster.cfg.jinja"], lookup="mfsha-master-config-file") }}
     - context:
         mfsha: {{ mfsha | json }}
     - mode: "0644"
@@ -46,7 +47,7 @@ mfsha-master-config-file:
 mfsha-master-exports-file:
   mfsha.storage_file:
     - name: {{ mfsha.master.config.EXPORTS_FILENAME }}
-    - source: salt://{{ tpldir }}/files/mfsexports.cfg.jinja
+    - source: {{ files_switch(mfsha, ["mfsexports.cfg.jinja"], lookup="mfsha-master-exports-file") }}
     - context:
         mfsha: {{ mfsha | json }}
     - mode: "0644"

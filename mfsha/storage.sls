@@ -2,6 +2,7 @@
     On the very first deploy the preferred node acquires it to create the filesystem and seed the metadata
     (master.sls); heartbeat.sls hands it back to heartbeat, its only owner from then on. #}
 {%- from tpldir ~ "/map.jinja" import mfsha with context %}
+{%- from tpldir ~ "/libtofs.jinja" import files_switch with context %}
 {%- set st = mfsha.storage %}
 {%- set bootstrap = salt["mfsha.bootstrap_needed"](mfsha) %}
 
@@ -22,14 +23,14 @@ mfsha-storage-drbd-packages:
 mfsha-storage-drbd-{{ id }}-handler:
   file.managed:
     - name: /usr/local/sbin/{{ name }}
-    - source: salt://{{ tpldir }}/files/{{ source }}
+    - source: {{ files_switch(mfsha, [source], lookup="mfsha-storage-drbd-" ~ id ~ "-handler") }}
     - mode: "0755"
 {%- endfor %}
 
 mfsha-storage-drbd-resource-{{ d.resource }}:
   file.managed:
     - name: /etc/drbd.d/{{ d.resource }}.res
-    - source: salt://{{ tpldir }}/files/drbd.res.jinja
+    - source: {{ files_switch(mfsha, ["drbd.res.jinja"], lookup="mfsha-storage-drbd-resource") }}
     - template: jinja
     - context:
         mfsha: {{ mfsha | json }}

@@ -16,7 +16,9 @@ import threading
 import time
 
 # Copy-on-write views: the host's packages stay visible, every write lands in the lab host's own upper dir.
-OVERLAYS = ("etc", "var/lib", "var/log")
+# usr/local: the formula's helpers (mfsha-witness, ...) are each host's own, so mfsha.clean on one lab host (or
+# one lab) never removes another's.
+OVERLAYS = ("etc", "var/lib", "var/log", "usr/local")
 # Persistent per-host dirs (survive a host restart like a disk would): storage mountpoint, chunk dirs, client mount.
 BINDS = ("srv", "mnt")
 # Dirs daemons expect under /run (normally made by systemd-tmpfiles or the packages' postinst).

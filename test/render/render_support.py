@@ -26,8 +26,11 @@ class Formula:
         self.pdir.mkdir(exist_ok=True)
         (self.pdir / "top.sls").write_text("base:\n  '*': [mfsha]\n")
         (self.pdir / "mfsha.sls").write_text(yaml.safe_dump(pillar))
+        # a site's own file tree before the repo (an operator's TOFS overrides, test_tofs.py; empty otherwise)
+        self.site = root / "site"
+        self.site.mkdir(exist_ok=True)
         # file_roots = the repo: _modules, _states and _utils are synced from salt:// as on a real minion
-        self.loaders = salt_loaders(root, minion_id, file_roots={"base": [str(REPO)]},
+        self.loaders = salt_loaders(root, minion_id, file_roots={"base": [str(self.site), str(REPO)]},
                                     pillar_roots={"base": [str(self.pdir)]}, module_dirs=[], states_dirs=[],
                                     utils_dirs=[], state_verbose=True, saltenv="base")
         self.loaders.refresh_pillar()
@@ -73,8 +76,16 @@ class Formula:
                 out[chunk["name"]] = self._render(chunk["source"], ctx)
         return out
 
+    def chosen_source(self, source):
+        """The url a file state takes from `source`: itself, or the first of a list (mfsha/libtofs.jinja) that the
+        fileserver has, and its cached copy."""
+        for url in [source] if isinstance(source, str) else source:
+            cached = self.mod.cp.cache_file(url)
+            if cached:
+                return url, cached
+        raise AssertionError(f"{source} not found on the fileserver")
+
     def _render(self, source, ctx):
-        cached = self.mod.cp.cache_file(source)
-        assert cached, f"{source} not found on the fileserver"
+        cached = self.chosen_source(source)[1]
         return self.mod.file.apply_template_on_contents(
             pathlib.Path(cached).read_text(), template="jinja", context=ctx, defaults=None, saltenv="base")

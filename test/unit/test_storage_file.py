@@ -78,3 +78,13 @@ def test_a_directory_there_or_a_missing_source_fails_clearly(tmp_path):
     ret = state().storage_file(str(tmp_path / "x.cfg"), "salt://mfsha/files/nope.jinja", CONTEXT)
     assert ret == {"name": str(tmp_path / "x.cfg"), "changes": {}, "result": False,
                    "comment": "salt://mfsha/files/nope.jinja not found on the fileserver"}
+
+
+def test_a_source_list_takes_the_first_that_exists(tmp_path):
+    """mfsha/libtofs.jinja hands a list (the site's override first): the first the fileserver has is rendered."""
+    cfg = tmp_path / "mfsmaster.cfg"
+    sources = ["salt://mfsha/files/lab/mfsmaster.cfg.jinja", "salt://mfsha/files/nonesuch.jinja", SOURCE]
+    assert state().storage_file(str(cfg), sources, CONTEXT)["result"] is True
+    assert cfg.read_text() == WANT
+    ret = state().storage_file(str(tmp_path / "other.cfg"), sources[:2], CONTEXT)
+    assert ret["result"] is False and "not found on the fileserver" in ret["comment"], ret
