@@ -311,7 +311,7 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
     `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
     it is not run when DATA_PATH does not reach `expect_version` (the version the master last reported healthy: the
     beacon's last look), or when the storage was full (less free space than its reserve, which is given back first:
-    mfsha.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with tail_checked) and tail_checked is not set; a
+    mfsha_storage.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with tail_checked) and tail_checked is not set; a
     start that `mfsmaster -a` stops at a changelog hole is no start either. Then it returns {"started": False,
     "refused": "missing_changes", "reason", "gap", "was_running", "killed", "released_reserve", "hold"}: the runner
     compares with the metaloggers, fills in what they hold and asks again with tail_checked.

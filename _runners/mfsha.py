@@ -202,7 +202,7 @@ def _then_serves(c, node, ok, ret, key, what):
 
 
 def _rejoin_heartbeat(name, c, book, d, tl, common):
-    """Start heartbeat on the standby (mfsha.rejoin); one still shutting down is left to finish (waiting)."""
+    """Start heartbeat on the standby (heartbeat.rejoin); one still shutting down is left to finish (waiting)."""
     ok, ret = _call([d["node"]], "heartbeat.rejoin", {"timeout": 45}, timeout=45 * 2 + 80)[d["node"]]
     tl["rejoined"] = time.time()
     if ok and not ret.get("started"):
