@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from faultlib import loop_history, run_fault
+from mfshalab.faults import loop_history, run_fault
 
 pytestmark = pytest.mark.lab
 

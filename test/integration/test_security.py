@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-import faults_forged
-from faultlib import loop_history, run_fault
-from lab import Lab
+from mfshalab.faults import forged as faults_forged
+from mfshalab.faults import loop_history, run_fault
+from mfshalab.formula import VENV_BIN
+from mfshalab.lab import Lab
 from test_faults import check
-from labsalt import VENV_BIN
 
 pytestmark = pytest.mark.lab
 AUTHKEYS = "/etc/ha.d/authkeys"

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from lab import Lab, HOSTS
-from labhosts import wait_for
+from mfshalab.hosts import wait_for
+from mfshalab.lab import HOSTS, Lab
 
 pytestmark = pytest.mark.lab
 
