@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from mfshalab.faults.common import host_path, signal_master, resume_all, wait_client, write
+from mfshalab.faults.common import host_path, resume_all, signal_master, wait_client, write
 from mfshalab.faults.recovery import held_by, on_storage, operator_recovery
 from mfshalab.hosts import LabError, wait_for
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lab
 def bare_lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    lab = Lab("mfsinfra", subnet="10.98.0")
+    lab = Lab(os.environ.get("MFSHA_TEST_LAB", "mfstest") + "-infra", subnet="10.98.0")  # beside a session lab
     if lab.state.get("created"):
         lab.down()
     try:
