@@ -36,18 +36,18 @@ test-render: setup
 test-vm: setup
 	$(PYTEST) -m vm test/lab/vm
 
-# --- network-namespace lab (test/lab/lab.py; run dir /var/tmp/<name>) ---
+# --- network-namespace lab (the mfshalab package, mfshalab/README.md; run dir /var/tmp/<name>; NAME=mfslab) ---
 demo: setup
 	$(PY) tools/demo.py
 
 lab-up: setup
-	$(PY) test/lab/lab.py up
+	$(PY) -m mfshalab up --name $${NAME:-mfslab}
 
 lab-down:
-	$(PY) test/lab/lab.py down
+	$(PY) -m mfshalab down --name $${NAME:-mfslab}
 
 lab-status:
-	$(PY) test/lab/lab.py status
+	$(PY) -m mfshalab status --name $${NAME:-mfslab}
 
 test-lab: setup
 	$(PYTEST) test/lab --ignore=test/lab/vm
@@ -63,7 +63,7 @@ bench: setup
 plot: setup
 	$(PY) tools/bench.py --plot-only
 
-# Fault matrix on a private lab `faults` (tools/faults.py, test/integration/faultlib.py): each fault ROUNDS times
+# Fault matrix on a private lab `faults` (tools/faults.py, mfshalab/faults): each fault ROUNDS times
 # (3), one record per fault in faults/report.json (RTO median/max, bytes lost, two masters/primaries sampled
 # throughout, final state); CYCLES=5 back-to-back failovers
 faults: setup

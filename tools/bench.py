@@ -12,7 +12,7 @@ Each round starts healthy with a fresh failover book, so every fault is a first 
 Writes bench/results.json ({type: {"runs", "median_s", "max_s", "bytes_lost", "deadtime_s"}}) and bench/rto.png
 (tools/plot.py). --plot-only redraws rto.png from the results.json in --out, without a lab.
 
-  python tools/bench.py [--reuse LAB] [--rounds N] [--out DIR] [--faults A,B] [--plot-only]
+  python tools/bench.py [--reuse LAB | --name LAB] [--rounds N] [--out DIR] [--faults A,B] [--plot-only]
 """
 import argparse
 import json
@@ -21,14 +21,13 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(REPO, "test", "lab"), os.path.join(REPO, "test", "integration")]
+sys.path.insert(0, REPO)  # run as tools/bench.py: the repository root, for the lab package mfshalab
 
-from failover_loop import loop_lab  # noqa: E402
-from faultlib import maintenance, rto_summary, run_fault  # noqa: E402  (shared with tools/faults.py)
-from labhosts import LabError  # noqa: E402
-
-sys.path.insert(0, os.path.join(REPO, "tools"))
-import plot  # noqa: E402  (tools/plot.py: the chart)
+from mfshalab.faults import maintenance, run_fault  # noqa: E402  (shared with tools/faults.py)
+from mfshalab.hosts import LabError  # noqa: E402
+from mfshalab.loop import loop_lab  # noqa: E402
+from mfshalab.report import rto_summary  # noqa: E402
+import plot  # noqa: E402  (tools/plot.py beside this file: the chart)
 
 FAULTS = tuple(plot.FAULTS)  # the chart's groups, in its order
 LIMIT_S = 150
@@ -51,6 +50,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", "20")))
     ap.add_argument("--reuse", help="use this running lab instead of bringing one up (and leave it running)")
+    ap.add_argument("--name", default=os.environ.get("MFSHA_BENCH_LAB", "mfsbench"),
+                    help="the lab to bring up (default $MFSHA_BENCH_LAB, else mfsbench)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench"))
     ap.add_argument("--faults", default=",".join(FAULTS))
     ap.add_argument("--plot-only", action="store_true", help="redraw OUT/rto.png from OUT/results.json; no lab")
@@ -60,7 +61,7 @@ def main():
         return
     if os.geteuid() != 0:
         sys.exit("bench: needs root (the lab)")
-    lab = loop_lab(a.reuse, os.environ.get("MFSHA_BENCH_LAB", "mfsbench"))
+    lab = loop_lab(a.reuse, a.name)
     deadtime = lab.cluster_pillar()["heartbeat"]["deadtime"]
     results, started = {}, time.time()
     try:

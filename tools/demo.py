@@ -7,9 +7,10 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "lab"))
+# run as tools/demo.py: the repository root, for the lab package mfshalab
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lab import Lab, _raise_interrupt  # noqa: E402
+from mfshalab.lab import Lab, raise_interrupt  # noqa: E402
 
 FILES, SIZE = 50, 256 * 1024
 
@@ -34,18 +35,18 @@ class Checks:
 
 def demo(lab, check):
     step(1, "Start 6 hosts (network namespaces on a private bridge) and a shared disk")
-    lab._timed("create", lab.create)
+    lab.timed("create", lab.create)
     for n, h in lab.state["hosts"].items():
         say(f"    {n:<11} {h['addr']:<11} {'Salt master' if n == lab.salt_host else 'salt-minion'}")
     say(f"    shared disk {lab.device} (blank: the formula makes the file system)")
 
     step(2, "Start the Salt master and the minions, sync the formula's modules")
-    lab._timed("salt_start", lab.start_salt)
+    lab.timed("salt_start", lab.start_salt)
     lab.write_pillar()
 
     step(3, "Deploy: salt 'mfs*' state.apply mfsha")
-    lab._timed("deploy", lab.deploy, sync=False)
-    active = lab._timed("cluster_serving", lab.wait_serving)
+    lab.timed("deploy", lab.deploy, sync=False)
+    active = lab.timed("cluster_serving", lab.wait_serving)
     check(active, f"cluster serves on the VIP {lab.vip}; active master: {active}")
     check(lab.client_mounted() == [lab.mountpoint], f"client has MooseFS mounted on {lab.mountpoint}")
 
@@ -95,7 +96,7 @@ def summary(lab, res, check):
 def main():
     if os.geteuid() != 0:
         sys.exit("demo: needs root (network namespaces, loop devices)")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     lab = Lab(os.environ.get("MFSHA_DEMO_LAB", "mfsdemo"), log=lambda m: say("    " + m.replace("lab: ", "")))
     if lab.state.get("created"):
         say(f"demo: removing a lab left by an interrupted run ({lab.rundir})")

@@ -18,8 +18,8 @@ matplotlib.use("Agg")  # files only: no display on a lab or CI machine
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "test", "lab"))
-from labpillar import HEARTBEAT_TIMING  # noqa: E402
+sys.path.insert(0, REPO)  # run as tools/plot.py: the repository root, for the lab package mfshalab
+from mfshalab.pillar import HEARTBEAT_TIMING  # noqa: E402
 
 # fault -> (label under its group, colour); the order is the order of the groups
 FAULTS = {

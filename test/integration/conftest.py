@@ -1,15 +1,39 @@
+"""Fixtures for the tests on the lab (mfshalab, found through pytest.ini's `pythonpath = .`):
+
+`lab` is one deployed lab per session (setup ~2-3 min); `healthy_lab` heals it before each test; `loop` has the
+failover loop installed. Set MFSHA_TEST_LAB to run a second session beside this one (namespaces are named after it).
+"""
 import os
-import sys
+import signal
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lab"))
+import pytest
 
-from labfixtures import *  # noqa: E402,F401,F403
+from mfshalab.lab import Lab, raise_interrupt
+from mfshalab.loop import install_loop
 
 
-import pytest  # noqa: E402
+@pytest.fixture(scope="session")
+def lab():
+    """A lab deployed by `salt 'mfs*' state.apply mfsha` and serving on the VIP; torn down after the session."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, loop devices)")
+    signal.signal(signal.SIGTERM, raise_interrupt)  # unwind through the teardown
+    lab = Lab(os.environ.get("MFSHA_TEST_LAB", "mfstest"))
+    if lab.state.get("created"):
+        lab.log(f"lab: tearing down a lab left by an interrupted run ({lab.rundir})")
+        lab.down()
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
 
-from failover_loop import install_loop  # noqa: E402
-from lab import Lab  # noqa: E402
+
+@pytest.fixture
+def healthy_lab(lab):
+    """The session lab back in its normal state: every host up, heartbeat joined, one master serving."""
+    lab.heal()
+    return lab
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from faultlib import bytes_lost, write
-from labhosts import wait_for
+from mfshalab.faults.common import bytes_lost, write
+from mfshalab.hosts import wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from failover_loop import Events
-from labhosts import wait_for
+from mfshalab.hosts import wait_for
+from mfshalab.loop import Events
 
 pytestmark = pytest.mark.lab
 MNT = "/srv/mfsconf"  # lab pillar storage mountpoint

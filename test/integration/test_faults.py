@@ -1,4 +1,4 @@
-"""The fault matrix on the lab (issue 7): each test runs one fault through faultlib.run_fault, the code `make faults`
+"""The fault matrix on the lab (issue 7): each test runs one fault through mfshalab.faults.run_fault, the code `make faults`
 writes faults/report.json with, and asserts on its record: no acknowledged byte lost, never two mfsmaster processes
 and never the shared storage on both nodes (sampled throughout the fault), serving at the end. RTOs are printed
 (pytest -s), never asserted: the machine is shared. 5 failover cycles here; `make soak` runs 50.
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from faultlib import loop_history, run_fault
+from mfshalab.faults import loop_history, run_fault
 
 pytestmark = pytest.mark.lab
 

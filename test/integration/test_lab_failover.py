@@ -1,10 +1,10 @@
 """mfsha on the network-namespace lab: deploy, host death, graceful handover, the master lock, both nodes restarting.
-One lab for the module (see test/lab/labfixtures.py); every wait is bounded; timings are printed (pytest -s)."""
+One lab for the module (see test/integration/conftest.py); every wait is bounded; timings are printed (pytest -s)."""
 import time
 
 import pytest
-from labhosts import wait_for
-from labpillar import HEARTBEAT_TIMING
+from mfshalab.hosts import wait_for
+from mfshalab.pillar import HEARTBEAT_TIMING
 
 pytestmark = pytest.mark.lab
 

@@ -5,8 +5,8 @@ lose no acknowledged byte and never run two masters; the operator recovery from 
 the service back, and the rogue's module and the pillar are restored with the fault."""
 import pytest
 
-import faults_rogue
-from faultlib import run_fault
+from mfshalab.faults import rogue as faults_rogue
+from mfshalab.faults import run_fault
 
 pytestmark = pytest.mark.lab
 

@@ -1,7 +1,7 @@
 """Security on the lab. Forged events (issue 21): from the client minion, the reactor injection and forged
 `salt/beacon/<master>/mfsha/*/down` events with hostile id, since, last_version, tag and payload sizes: no file appears
 on any host, no action is taken on a healthy cluster, each loop run says healthy or ignored, and a forged
-last_version does not keep a recoverable master down (faultlib's `forged_event`, test/integration/faults_forged.py).
+last_version does not keep a recoverable master down (the `forged_event` fault, mfshalab/faults/forged.py).
 Links planted on the storage: test_symlinks.py; a rogue metalogger: test_rogue_metalogger.py.
 
 Secrets on the lab (issue 7 "Security"): the pillar's heartbeat authkeys secret (and the DRBD shared secret when
@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-import faults_forged
-from faultlib import loop_history, run_fault
-from lab import Lab
+from mfshalab.faults import forged as faults_forged
+from mfshalab.faults import loop_history, run_fault
+from mfshalab.formula import VENV_BIN
+from mfshalab.lab import Lab
 from test_faults import check
-from labsalt import VENV_BIN
 
 pytestmark = pytest.mark.lab
 AUTHKEYS = "/etc/ha.d/authkeys"

@@ -9,10 +9,10 @@ import stat
 
 import pytest
 
-import faults_security as fs
-from faultlib import (FILL as DISK_FILL, bytes_lost, free_space, fresh_book, host_path, loop_idle, maintenance,
-                      write)
-from labhosts import wait_for
+from mfshalab.faults import security as fs
+from mfshalab.faults import (FILL as DISK_FILL, bytes_lost, free_space, fresh_book, host_path, loop_idle, maintenance,
+                             write)
+from mfshalab.hosts import wait_for
 
 pytestmark = pytest.mark.lab
 MNT = "/srv/mfsconf"  # lab pillar storage mountpoint

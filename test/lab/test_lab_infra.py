@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from lab import Lab, HOSTS
-from labhosts import wait_for
+from mfshalab.hosts import wait_for
+from mfshalab.lab import HOSTS, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lab
 def bare_lab():
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    lab = Lab("mfsinfra", subnet="10.98.0")
+    lab = Lab(os.environ.get("MFSHA_TEST_LAB", "mfstest") + "-infra", subnet="10.98.0")  # beside a session lab
     if lab.state.get("created"):
         lab.down()
     try:

@@ -1,15 +1,12 @@
-"""faultlib.combine and rto_summary: the fault report's record for repeated runs, fed with real run_fault records
+"""mfshalab.report combine and rto_summary: the fault report's record for repeated runs, fed with real run_fault records
 captured from `make faults` (test/unit/fixtures/faults/records.json: kill9, partition, cycles_5)."""
 import copy
 import json
-import sys
 
 import pytest
 
+from mfshalab.report import combine, rto_summary
 from unit_support import REPO
-
-sys.path[:0] = [str(REPO / "test" / "lab"), str(REPO / "test" / "integration")]
-from faultlib import combine, rto_summary  # noqa: E402
 
 RECORDS = {r["fault"]: r for r in json.loads((REPO / "test/unit/fixtures/faults/records.json").read_text())}
 

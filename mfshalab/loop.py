@@ -1,13 +1,15 @@
-"""Helpers for the failover loop on the lab (used by test_failover_loop.py and tools/bench.py): put the mfsha runner
-and reactor on the lab's Salt master exactly as an operator would, and watch the master's event bus."""
+"""The failover loop on the lab (test_failover_loop.py, the fault catalogue, tools/bench.py and tools/faults.py): put
+the mfsha runner and reactor on the lab's Salt master exactly as an operator would, and watch the master's event bus."""
 import json
 import os
 import time
 
 import yaml
 
-from labhosts import LabError, wait_for
-from labsalt import REPO, VENV_BIN
+from mfshalab.formula import REPO, VENV_BIN
+from mfshalab.hosts import LabError, wait_for
+from mfshalab.lab import Lab, install_cleanup
+from mfshalab.salt import FILE_IGNORE
 
 
 def install_loop(lab, timeout=120):
@@ -25,7 +27,7 @@ def install_loop(lab, timeout=120):
         yaml.safe_dump({"id": lab.salt_host, "file_client": "local", "file_roots": {"base": [REPO]},
                         "root_dir": calldir, "cachedir": f"{calldir}/cache", "pki_dir": f"{calldir}/pki",
                         "sock_dir": f"{calldir}/sock", "log_file": f"{calldir}/minion.log",
-                        "file_ignore_regex": [r"^\.git/", r"^\.venv", r"^test/"], "fileserver_followsymlinks": False,
+                        "file_ignore_regex": FILE_IGNORE, "fileserver_followsymlinks": False,
                         "mfsha_reactor_dir": os.path.join(lab.salt.confdir, "master.d")}, f)
     p = lab.host(lab.salt_host).run([f"{VENV_BIN}/salt-call", "--local", "-c", calldir, "--out=json",
                                      "state.apply", "mfsha.reactor"], timeout=timeout, check=False)
@@ -41,7 +43,6 @@ def install_loop(lab, timeout=120):
 def loop_lab(reuse, name):
     """For the tools: the running lab REUSE as it is, or a fresh lab NAME (a leftover of that name torn down first,
     this one torn down on SIGTERM/exit by install_cleanup); either way with the failover loop installed."""
-    from lab import Lab, install_cleanup
     lab = Lab(reuse or name)
     if not reuse:
         install_cleanup(lab)

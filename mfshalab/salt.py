@@ -9,10 +9,11 @@ import signal
 
 import yaml
 
-from labhosts import LabError, wait_for
+from mfshalab.formula import REPO, VENV_BIN
+from mfshalab.hosts import LabError, wait_for
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
+# .venv is a symlink into /var/cache: never walk it; .git, the tests and this lab are not formula files
+FILE_IGNORE = [r"^\.git/", r"^\.venv", r"^test/", r"^mfshalab/", r"__pycache__"]
 
 
 def master_config(rundir, master_id):
@@ -31,9 +32,8 @@ def master_config(rundir, master_id):
         "auto_accept": True,
         "worker_threads": 3,
         "file_roots": {"base": [REPO]},
-        # .venv is a symlink into /var/cache: never walk it; .git and tests are not formula files
         "fileserver_followsymlinks": False,
-        "file_ignore_regex": [r"^\.git/", r"^\.venv", r"^test/", r"__pycache__"],
+        "file_ignore_regex": FILE_IGNORE,
         "pillar_roots": {"base": [os.path.join(rundir, "pillar")]},
         # other tests (failover loop) add reactor config here and restart the master
         "default_include": "master.d/*.conf",

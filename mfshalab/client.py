@@ -2,7 +2,7 @@
 MooseFS client I/O only fails after ~355 s, so nothing here may block the caller longer than asked."""
 import json
 
-from labhosts import LabError
+from mfshalab.hosts import LabError
 
 PY = "/usr/bin/python3"
 

@@ -1,12 +1,10 @@
 """The lab's pillar, shaped exactly like pillar.example (`mfsha:clusters:lab:...`)."""
 import os
 import secrets
-import sys
 
 import yaml
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "_utils"))
-from mfsha_pillar import merge  # noqa: E402  (the formula's own merge: the lab pillar merges like defaults do)
+from mfshalab.formula import merge
 
 CLUSTER = "lab"
 # heartbeat timing of the lab (s); tools/plot.py draws the host-death target from its deadtime

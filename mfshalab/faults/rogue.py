@@ -1,4 +1,4 @@
-"""The fault `rogue_metalogger` (issue 21 item 4), registered into faultlib.FAULTS: a minion the metalogger targets
+"""The fault `rogue_metalogger` (issue 21 item 4), in the catalogue: a minion the metalogger targets
 match answers mfsmaster.changelog_since with crafted changelog lines while the loop must fill a changelog hole. The
 loop's fill must refuse (the crafted lines disagree with DATA_PATH and with the real metalogger), write nothing into
 DATA_PATH and say which minion it refused; the operator recovery from the real metalogger then brings the service
@@ -12,10 +12,12 @@ import os
 import signal
 import time
 
-import faultlib
-from failover_loop import Events
-from labhosts import LabError, wait_for
-from labpillar import merge
+from mfshalab.faults.common import host_path, resume_all, signal_master, wait_client
+from mfshalab.faults.recovery import hands_off, held_by, on_storage, recover_from_metalogger
+from mfshalab.faults.storage import changelog_hole
+from mfshalab.formula import merge
+from mfshalab.hosts import LabError, wait_for
+from mfshalab.loop import Events
 
 ROGUE = "mfs-client"
 MARK = "UNLINK(1,rogue"  # in every crafted line
@@ -111,7 +113,8 @@ def first_outcome(events, since, timeout):
 
 
 def prepare_rogue(lab, ctx):
-    """Before the fault's clock starts (faultlib.PREPARE): the event watcher and the rogue, both undone with it."""
+    """Before the fault's clock starts (the catalogue's PREPARE): the event watcher and the rogue, both undone with
+    it."""
     ctx["events"] = Events(lab, "rogue")
     ctx["undo"].append(ctx["events"].close)
     ctx["rogue_gone"] = install_rogue(lab)
@@ -124,25 +127,20 @@ def f_rogue_metalogger(lab, ctx):
     node, mnt = ctx["node"], lab.cluster_pillar()["storage"]["mountpoint"]
     events, rogue_gone = ctx["events"], ctx["rogue_gone"]
     lab.write_files(n=20, size=4096, subdir=f"faults/rogue-{time.time_ns()}")  # entries to cut
-    ctx["undo"].append(lambda: faultlib.resume_all(lab))
-    faultlib.signal_master(lab, node, signal.SIGSTOP)
-    data = faultlib.host_path(lab, node, mnt)
-    gone = faultlib.changelog_hole(data)
+    ctx["undo"].append(lambda: resume_all(lab))
+    signal_master(lab, node, signal.SIGSTOP)
+    data = host_path(lab, node, mnt)
+    gone = changelog_hole(data)
     before, t_kill = changelog_sums(data), time.time()
     ctx["notes"].append(f"changelog entries {gone[0]}..{gone[1]} removed; {ROGUE} answers with crafted lines")
-    faultlib.signal_master(lab, node, signal.SIGKILL)
+    signal_master(lab, node, signal.SIGKILL)
     tag, ev = first_outcome(events, t_kill, ctx["limit"])
     ctx["observed"].update(outcome=tag, reason=ev.get("reason"), refused_after_s=round(time.time() - t_kill, 1))
-    faultlib.hands_off(lab, ctx)  # maintenance on, the loop's running recovery ended: DATA_PATH as the loop left it
-    faultlib.on_storage(lab, node, mnt, lambda path: ctx["observed"].update(
+    hands_off(lab, ctx)  # maintenance on, the loop's running recovery ended: DATA_PATH as the loop left it
+    on_storage(lab, node, mnt, lambda path: ctx["observed"].update(
         changelogs_unchanged=changelog_sums(path) == before, crafted_files=crafted_in(path)))
     rogue_gone()  # before the operator's recovery
-    done = faultlib.recover_from_metalogger(lab, faultlib.held_by(lab) or node, mnt)
+    done = recover_from_metalogger(lab, held_by(lab) or node, mnt)
     ctx["observed"]["operator_recovery"] = done
     ctx["notes"].append(f"the loop: {tag}: {ev.get('reason')}; operator recovery: {done}")
-    return faultlib.wait_client(lab, ctx["t0"], ctx["limit"] + 120)
-
-
-faultlib.FAULTS["rogue_metalogger"] = f_rogue_metalogger
-faultlib.PREPARE["rogue_metalogger"] = prepare_rogue
-faultlib.LIMITS["rogue_metalogger"] = 90
+    return wait_client(lab, ctx["t0"], ctx["limit"] + 120)

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 
-from labhosts import LabError
+from mfshalab.hosts import LabError
 
 
 class Timeline:
@@ -84,62 +84,86 @@ def peer_sees_dead(lab, peer, node):
     return p.stdout.strip() == "dead"
 
 
+class ClientProbe:
+    """Client I/O from the moment the old master is gone (a handover keeps serving for a few seconds): one
+    create+write+fsync+read through mfsmount after another in a thread, until one works or DEADLINE passes."""
+
+    def __init__(self, lab, tl, deadline):
+        self.lab, self.tl, self.deadline = lab, tl, deadline
+        self.t, self.tries, self.started = None, 0, False
+
+    def start(self):
+        self.started = True
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while time.monotonic() < self.deadline and self.t is None:
+            self.tries += 1
+            if self.lab.probe(timeout=max(1, int(self.deadline - time.monotonic()))):
+                self.t = self.tl.mark("client I/O resumed (create+write+fsync+read through mfsmount)", "mfs-client")
+            else:
+                time.sleep(0.2)
+
+
+def mark_changes(lab, tl, seen, res, peer):
+    """Timeline entries for what changed on each master since SEEN (updated); the VIP's arrival on PEER."""
+    for m in lab.masters:
+        st = lab.node_state(m)
+        for k, label in (("up", "host"), ("storage", "storage mounted"), ("vip", f"VIP {lab.vip}"),
+                         ("mfsmaster", "mfsmaster process")):
+            if st[k] != seen[m][k]:
+                t = tl.mark(f"{label} {'up' if st[k] else 'gone'}" if k == "up" else
+                            f"{label} {'present' if st[k] else 'gone'}", m)
+                if m == peer and k == "vip" and st[k] and res["vip_moved"] is None:
+                    res["vip_moved"] = t
+        seen[m] = st
+
+
+def mark_two_holders(lab, tl, seen, res):
+    """The safety property: never two holders of the master, the shared storage or the VIP at once."""
+    for k, key in (("mfsmaster", "two_masters"), ("storage", "two_storage"), ("vip", "two_vip")):
+        holders = [m for m in lab.masters if seen[m][k]]
+        if len(holders) > 1 and not res[key]:
+            res[key] = True
+            tl.mark(f"TWO holders of {k} at once: {', '.join(holders)}", "!!")
+
+
+def mark_detection(lab, tl, tails, res, old, expect_detect):
+    """The masters' new syslog lines into the timeline; when heartbeat (its log or cl_status on the peer) first
+    declared OLD dead."""
+    for tail in tails:
+        for t, text in tail.events():
+            t = tl.mark(text, tail.host, t=t)
+            if text == f"heartbeat log: node {old} is dead" and expect_detect:
+                res["detected"] = min(res["detected"] or t, t)
+    peer = lab.peer(old)
+    if expect_detect and res["detected"] is None and lab.host(peer).alive() and peer_sees_dead(lab, peer, old):
+        res["detected"] = tl.mark(f"heartbeat declares {old} dead", peer)
+
+
 def watch_failover(lab, old, tl, timeout=90, client=True, expect_detect=True, before=None):
     """After a fault on master OLD: poll until another master holds VIP + storage + mfsmaster, the VIP serves,
     and (CLIENT) one client create/write/fsync/read completes. Returns the timings (s after tl.t0) and events.
     Raises LabError with the timeline when the deadline passes."""
-    peer = lab.peer(old)
     deadline = tl.t0 + timeout
     seen = before or {m: lab.node_state(m) for m in lab.masters}
     res = {"old": old, "new_active": None, "detected": None, "vip_moved": None, "serving": None,
            "client_resumed": None, "two_masters": False, "two_storage": False, "two_vip": False}
-    probe = {"t": None, "tries": 0}
-
-    def client_io():
-        while time.monotonic() < deadline and probe["t"] is None:
-            probe["tries"] += 1
-            if lab.probe(timeout=max(1, int(deadline - time.monotonic()))):
-                probe["t"] = tl.mark("client I/O resumed (create+write+fsync+read through mfsmount)", "mfs-client")
-            else:
-                time.sleep(0.2)
+    probe = ClientProbe(lab, tl, deadline)
     tails = [LogTail(lab.host(m)) for m in lab.masters]
-    # client I/O counts from the moment the old master is gone (a handover keeps serving for a few seconds)
-    thr = threading.Thread(target=client_io, daemon=True) if client else None
-
     while True:
         now = time.monotonic()
-        for tail in tails:
-            for t, text in tail.events():
-                t = tl.mark(text, tail.host, t=t)
-                if text == f"heartbeat log: node {old} is dead" and expect_detect:
-                    res["detected"] = min(res["detected"] or t, t)
-        if expect_detect and res["detected"] is None and lab.host(peer).alive() and peer_sees_dead(lab, peer, old):
-            res["detected"] = tl.mark(f"heartbeat declares {old} dead", peer)
-        for m in lab.masters:
-            st = lab.node_state(m)
-            for k, label in (("up", "host"), ("storage", "storage mounted"), ("vip", f"VIP {lab.vip}"),
-                             ("mfsmaster", "mfsmaster process")):
-                if st[k] != seen[m][k]:
-                    t = tl.mark(f"{label} {'up' if st[k] else 'gone'}" if k == "up" else
-                                f"{label} {'present' if st[k] else 'gone'}", m)
-                    if m == peer and k == "vip" and st[k] and res["vip_moved"] is None:
-                        res["vip_moved"] = t
-            seen[m] = st
-        if thr and not probe.get("started") and not seen[old]["mfsmaster"]:
-            probe["started"] = True
-            thr.start()
-        # the safety property: never two holders of the master, the shared storage or the VIP at once
-        for k, key in (("mfsmaster", "two_masters"), ("storage", "two_storage"), ("vip", "two_vip")):
-            holders = [m for m in lab.masters if seen[m][k]]
-            if len(holders) > 1 and not res[key]:
-                res[key] = True
-                tl.mark(f"TWO holders of {k} at once: {', '.join(holders)}", "!!")
+        mark_detection(lab, tl, tails, res, old, expect_detect)
+        mark_changes(lab, tl, seen, res, lab.peer(old))
+        if client and not probe.started and not seen[old]["mfsmaster"]:
+            probe.start()
+        mark_two_holders(lab, tl, seen, res)
         new = lab.active()
         if new and new != old and res["serving"] is None and lab.serving(timeout=1):
             res["serving"] = tl.mark(f"mfsmaster serves on {lab.vip}:9421", new)
             res["new_active"] = new
-        if res["serving"] is not None and (not client or probe["t"] is not None):
-            res["client_resumed"] = probe["t"]
+        if res["serving"] is not None and (not client or probe.t is not None):
+            res["client_resumed"] = probe.t
             break
         if now > deadline:
             raise LabError(f"failover from {old} not complete after {timeout}s: {res}\n" +
@@ -147,5 +171,5 @@ def watch_failover(lab, old, tl, timeout=90, client=True, expect_detect=True, be
         time.sleep(0.2)
     res = {k: round(v, 2) if isinstance(v, float) else v for k, v in res.items()}
     res["events"] = sorted(tl.events, key=lambda e: e["t"])
-    res["client_probes"] = probe["tries"]
+    res["client_probes"] = probe.tries
     return res

@@ -1,28 +1,24 @@
-#!/usr/bin/env python3
 """The mfsha network-namespace lab: six hosts on a private bridge, a real Salt master and minions, heartbeat and
-MooseFS deployed by the formula. One entry point for the CLI, the pytest fixtures, `make demo` and the benchmarks.
+MooseFS deployed by the formula. One entry point for the CLI (`python -m mfshalab`), the pytest fixtures,
+`make demo`, `make bench` and `make faults`.
 
-  python test/lab/lab.py up [--no-deploy] | status | down | destroy
-
-State of a running lab (PIDs, namespaces, loop device) lives in the run dir (default /var/tmp/mfslab), so `down`
+State of a running lab (PIDs, namespaces, loop device) lives in the run dir (default /var/tmp/<name>), so `down`
 and `destroy` work from another process and after an interrupted run, and touch only what the lab started.
 """
-import argparse
+import atexit
 import fnmatch
 import json
 import os
 import shutil
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from labhosts import Host, LabError, run, start_time, wait_for  # noqa: E402
-import labclient  # noqa: E402
-from labpillar import CLUSTER, lab_pillar, write_pillar  # noqa: E402
-from labsalt import Salt  # noqa: E402
-from labwatch import Timeline, watch_failover  # noqa: E402
+from mfshalab import client as clientio
+from mfshalab.hosts import Host, LabError, run, start_time, wait_for
+from mfshalab.pillar import CLUSTER, lab_pillar, write_pillar
+from mfshalab.salt import Salt
+from mfshalab.view import ClusterView
+from mfshalab.watch import Timeline, watch_failover
 
 # host -> last octet of its address; masters first (the first is the preferred node)
 HOSTS = {"mfs-salt": 2, "mfs-a": 11, "mfs-b": 12, "mfs-cs1": 21, "mfs-cs2": 22, "mfs-client": 31}
@@ -34,7 +30,9 @@ BOOT_SERVICES = {"mfs-a": ["heartbeat"], "mfs-b": ["heartbeat"],
 IMAGE_MB = 256
 
 
-class Lab:
+class Lab(ClusterView):
+    """One lab, by NAME; its observation methods (active, node_state, serving, ...) are mfshalab.view's."""
+
     def __init__(self, name="mfslab", rundir=None, subnet="10.99.0", pillar=None, log=print, master_minion=False):
         """NAME prefixes the namespaces; SUBNET is the first three octets; PILLAR is merged over the lab pillar.
         MASTER_MINION also runs a minion (no mfsha role) on the Salt master host, for `salt mfs-salt state.apply
@@ -85,7 +83,7 @@ class Lab:
     def device(self):
         return self.state.get("loop", {}).get("dev")
 
-    def _timed(self, key, fn, *a, **kw):
+    def timed(self, key, fn, *a, **kw):
         t = time.monotonic()
         out = fn(*a, **kw)
         self.timings[key] = round(time.monotonic() - t, 1)
@@ -95,12 +93,12 @@ class Lab:
     # --- bring-up -------------------------------------------------------------------------------------------------
     def up(self, deploy=True):
         """Create hosts, start Salt, write the pillar and (by default) deploy with the formula."""
-        self._timed("create", self.create)
-        self._timed("salt_start", self.start_salt)
+        self.timed("create", self.create)
+        self.timed("salt_start", self.start_salt)
         self.write_pillar()
         if deploy:
-            self._timed("deploy", self.deploy, sync=False)
-            self._timed("cluster_serving", self.wait_serving)
+            self.timed("deploy", self.deploy, sync=False)
+            self.timed("cluster_serving", self.wait_serving)
         return self
 
     def create(self):
@@ -210,108 +208,6 @@ class Lab:
                            f"{json.dumps(details, indent=1)[:6000]}")
         return ret
 
-    # --- observation ----------------------------------------------------------------------------------------------
-    def peer(self, node):
-        """The other master of the pair."""
-        return next(m for m in self.masters if m != node)
-
-    def mfsmaster_pids(self, name):
-        """PIDs of mfsmaster processes on host NAME (running or stopping; not zombies)."""
-        h = self.host(name)
-        out = []
-        for pid in h.pids():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    st = f.read()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if "(mfsmaster)" in st and st.rsplit(")", 1)[1].split()[0] != "Z":
-                out.append(pid)
-        return out
-
-    def has_vip(self, name):
-        h = self.host(name)
-        out = run(["ip", "-n", h.ns, "-o", "-4", "addr", "show", "dev", "eth0"], check=False).stdout
-        return f" {self.vip}/" in out
-
-    def storage_mounted(self, name):
-        h = self.host(name)
-        if not h.alive():
-            return False
-        try:
-            with open(f"/proc/{h.pid}/mounts") as f:
-                return any(line.split()[0] == self.device for line in f)
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-
-    def node_state(self, name):
-        h = self.host(name)
-        up = h.alive()
-        return {"up": up, "vip": up and self.has_vip(name), "storage": up and self.storage_mounted(name),
-                "mfsmaster": bool(up and self.mfsmaster_pids(name))}
-
-    def active(self):
-        """The master host holding VIP, storage and a running mfsmaster, or None."""
-        act = [m for m in self.masters if all(self.node_state(m).values())]
-        return act[0] if len(act) == 1 else None
-
-    def serving(self, timeout=2):
-        """The client host can open a TCP connection to mfsmaster's client port on the VIP."""
-        c = self.host("mfs-client")
-        p = run(["nsenter", f"--net=/run/netns/{c.ns}", "timeout", str(timeout), "bash", "-c",
-                 f"</dev/tcp/{self.vip}/9421"], timeout=timeout + 5, check=False)
-        return p.returncode == 0
-
-    def wait_serving(self, timeout=120):
-        wait_for("mfsmaster serving on the VIP", lambda: self.active() and self.serving(), timeout, interval=0.5)
-        return self.active()
-
-    def status(self):
-        if not self.state.get("created"):
-            return {"lab": self.name, "created": False}
-        hosts = {}
-        for n in self.state["hosts"]:
-            h = self.host(n)
-            hosts[n] = {"addr": h.addr, "up": h.alive(), "pid": h.pid, "processes": len(h.pids())}
-        return {"lab": self.name, "rundir": self.rundir, "loop": self.state.get("loop"), "hosts": hosts,
-                "masters": {m: self.node_state(m) for m in self.masters}, "active": self.active(),
-                "serving": self.hosts_up(["mfs-client"]) and self.serving()}
-
-    def metadata_version(self):
-        """Metadata version the master on the VIP reports (mfscli from the client host)."""
-        p = self.client.run(["mfscli", "-H", self.vip, "-SIM", "-s", "|"], timeout=15, check=False)
-        for line in p.stdout.splitlines():
-            f = line.split("|")
-            if f[0].startswith("metadata servers") and len(f) > 5 and f[5].replace(" ", "").isdigit():
-                return int(f[5].replace(" ", ""))
-        raise LabError(f"no metadata version from mfscli on {self.vip}: {p.stdout.strip()} {p.stderr.strip()}")
-
-    def heartbeat_view(self, name):
-        """{node: status} as heartbeat on NAME sees the master nodes ('active', 'dead', ...; None if not running)."""
-        h = self.host(name)
-        if not h.alive():
-            return {m: None for m in self.masters}
-        return {m: h.run(["cl_status", "nodestatus", m], timeout=5, check=False).stdout.strip() or None
-                for m in self.masters}
-
-    def joined(self):
-        """Both masters up and each heartbeat sees both nodes active."""
-        return all(set(self.heartbeat_view(m).values()) == {"active"} for m in self.masters)
-
-    def heal(self, timeout=150):
-        """Back to the normal state after a fault: every host up, both heartbeats joined, one master serving on
-        the VIP. Crashed hosts are restarted (boot services); the active node is not moved."""
-        for n in self.state["hosts"]:
-            if not self.host(n).alive():
-                self.restart(n)
-        end = time.monotonic() + timeout
-        self.salt.wait_minions(self.minions, timeout=max(10, end - time.monotonic()))
-        wait_for("both heartbeats joined", self.joined, max(5, end - time.monotonic()), interval=1)
-        return self.wait_serving(timeout=max(5, end - time.monotonic()))
-
-    def hosts_up(self, names):
-        return all(self.host(n).alive() for n in names)
-
     # --- client ---------------------------------------------------------------------------------------------------
     @property
     def client(self):
@@ -335,13 +231,13 @@ class Lab:
         return None
 
     def write_files(self, n=20, size=256 * 1024, subdir="data", timeout=120):
-        return labclient.write_files(self.client, f"{self.mountpoint}/{subdir}", n, size, timeout)
+        return clientio.write_files(self.client, f"{self.mountpoint}/{subdir}", n, size, timeout)
 
     def verify_files(self, manifest, timeout=120):
-        return labclient.verify_files(self.client, manifest, timeout)
+        return clientio.verify_files(self.client, manifest, timeout)
 
     def probe(self, timeout=30):
-        return labclient.probe(self.client, f"{self.mountpoint}/.probe-{time.time_ns()}", timeout)
+        return clientio.probe(self.client, f"{self.mountpoint}/.probe-{time.time_ns()}", timeout)
 
     # --- faults and operations -------------------------------------------------------------------------------------
     def crash(self, name):
@@ -369,6 +265,17 @@ class Lab:
                 self.log(f"lab: {name}: /etc/init.d/{svc} start -> {p.returncode} {p.stdout.strip()} "
                          f"{p.stderr.strip()}".rstrip())
 
+    def heal(self, timeout=150):
+        """Back to the normal state after a fault: every host up, both heartbeats joined, one master serving on
+        the VIP. Crashed hosts are restarted (boot services); the active node is not moved."""
+        for n in self.state["hosts"]:
+            if not self.host(n).alive():
+                self.restart(n)
+        end = time.monotonic() + timeout
+        self.salt.wait_minions(self.minions, timeout=max(10, end - time.monotonic()))
+        wait_for("both heartbeats joined", self.joined, max(5, end - time.monotonic()), interval=1)
+        return self.wait_serving(timeout=max(5, end - time.monotonic()))
+
     def handover(self, name=None):
         """Graceful handover: heartbeat standby on the active node (NAME or the current active)."""
         name = name or self.active()
@@ -379,7 +286,7 @@ class Lab:
 
     def fail_over(self, kind="crash", client=True, timeout=90, out=print):
         """Fault the active master (KIND crash = host death, handover = heartbeat standby) and watch the cluster
-        recover. Returns labwatch.watch_failover's dict (timings in s after the fault, events, two_masters)."""
+        recover. Returns mfshalab.watch.watch_failover's dict (timings in s after the fault, events, two_masters)."""
         old = self.active()
         if not old:
             raise LabError(f"{kind}: no active master to fail over from: {self.status()['masters']}")
@@ -443,47 +350,12 @@ def _cmd(pid):
         return ""
 
 
-def _raise_interrupt(signum, frame):
+def raise_interrupt(signum, frame):
+    """SIGTERM handler: `timeout` or a CI cancel unwinds through the callers' cleanup like Ctrl-C does."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def install_cleanup(lab):
     """Tear the lab down on SIGINT/SIGTERM and at exit (for scripts using the API)."""
-    import atexit
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     atexit.register(lambda: lab.state.get("created") and lab.down())
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status", "destroy"])
-    ap.add_argument("--name", default="mfslab")
-    ap.add_argument("--rundir")
-    ap.add_argument("--no-deploy", action="store_true", help="up: hosts + Salt only, no state.apply")
-    ap.add_argument("--keep", action="store_true", help="up: leave a failed lab running for inspection")
-    a = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("lab.py: needs root (namespaces, loop devices)")
-    lab = Lab(a.name, a.rundir)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    if a.command == "up":
-        try:
-            lab.up(deploy=not a.no_deploy)
-        except BaseException:
-            if a.keep:
-                print(f"lab: up failed; left running (--keep); logs under {lab.rundir}", file=sys.stderr)
-                raise
-            print(f"lab: up failed; logs under {lab.rundir}; tearing down", file=sys.stderr)
-            lab.down()
-            raise
-        print(json.dumps({"timings": lab.timings, "active": lab.active() if not a.no_deploy else None}))
-    elif a.command == "status":
-        print(json.dumps(lab.status(), indent=1))
-    elif a.command == "down":
-        lab.down()
-    else:
-        lab.destroy()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """PID 1 of one lab host: private mounts, hostname, then reap orphans until killed.
 
-Started by labhosts.Host.boot() as
+Started by mfshalab.hosts.Host.boot() as
   ip netns exec NS unshare --uts --ipc --mount --pid --fork --mount-proc --propagation private -- python3 holder.py ...
 Everything of the host runs below it (nsenter --all -t <this pid>), so killing it ends the host like a power cut:
 the kernel kills every process of the PID namespace and drops the host's mounts.

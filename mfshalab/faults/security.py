@@ -1,4 +1,4 @@
-"""Security faults on the lab (issue 21), registered into faultlib's FAULTS: import this module before run_fault.
+"""Security faults on the lab (issue 21), in the catalogue as symlink_in_data_path; test_symlinks.py uses the pieces.
 
 The storage (DATA_PATH) belongs to the mfs user, so mfs (or a compromised mfsmaster) can plant a symlink at any name
 there. Root must never write, truncate, chown or read through one: the helpers here plant a link at every name
@@ -8,14 +8,11 @@ fingerprint the baits (sha256, owner, mode) so a test can show they stayed as th
 import hashlib
 import os
 import stat
-import sys
 
-from faultlib import FAULTS, LIMITS, f_disk_full, free_space, host_path
-from labhosts import LabError, wait_for
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "_utils"))
-from mfsha_files import tmp_name  # noqa: E402  (the formula's own temporary names)
+from mfshalab.faults.common import host_path
+from mfshalab.faults.storage import f_disk_full, free_space
+from mfshalab.formula import tmp_name
+from mfshalab.hosts import LabError, wait_for
 
 BAIT_DIR = "/var/lib/mfsha-bait"  # on the host's own overlay: outside the storage
 WAS_FULL, RESERVE, FILL = ".mfsha-was-full", ".mfsha-reserve", "changelog_ml.0.mfs"
@@ -125,9 +122,3 @@ def f_symlink_in_data_path(lab, ctx):
     if after.keys() != before.keys():
         raise LabError(f"symlink_in_data_path: baits gone: {sorted(set(before) - set(after))}")
     return rto
-
-
-FAULTS["symlink_in_data_path"] = f_symlink_in_data_path
-# the link at changelog_ml.0.mfs makes the loop's restarts refuse (their disk check will not read it) until its fill
-# replaces the link: two failed restarts first (96 s in the lab), then the fill and a restart that serves
-LIMITS["symlink_in_data_path"] = 150

@@ -8,14 +8,14 @@ that host can), and the loop must run nothing, act on nothing but its own look, 
                  one forged event (id of the node, last_version 10^15, since 0): the loop's own look restarts the
                  master (a forged last_version would keep it down if it were believed).
 
-Registered into faultlib.FAULTS on import (tools/faults.py and test_faults.py import this module)."""
+In the catalogue (mfshalab.faults.catalogue) as forged_event."""
 import json
 import signal
 import time
 
-from failover_loop import Events
-from faultlib import FAULTS, LIMITS, signal_master, wait_client
-from labhosts import LabError
+from mfshalab.faults.common import signal_master, wait_client
+from mfshalab.hosts import LabError
+from mfshalab.loop import Events
 
 PWNED = "/tmp/mfsha-pwned"
 INJECTION = (f'x:\n  test.nop: []\npwn:\n  local.cmd.run:\n    - tgt: "*"\n    - arg: ["touch {PWNED}"]\n'
@@ -79,7 +79,3 @@ def f_forged_event(lab, ctx):
     ctx["notes"].append(f"forged on a healthy cluster: {[r['result'] for r in ctx['observed']['forged']]}; "
                         f"kill -9 + forged last_version: {after.get('result')}")
     return rto
-
-
-FAULTS["forged_event"] = f_forged_event
-LIMITS["forged_event"] = 90
