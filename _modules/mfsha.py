@@ -79,18 +79,14 @@ def clusters(defaults=None):
 
 
 def serves(host, port, timeout=1.0):
-    """True when a MooseFS master answers a protocol request on host:port within `timeout` seconds.
-
-    A TCP accept is not enough: a hung master's kernel still accepts, and so do some networks' middleboxes.
-    """
+    """True when a MooseFS master answers a protocol request on host:port within `timeout` seconds (a TCP accept
+    is not enough: a hung master's kernel still accepts, and so do some networks' middleboxes)."""
     return mfsha_mfs.probe(host, int(port), timeout)[0]
 
 
 def vip_in_use(address, interface, timeout=3):
-    """True when some host answers ARP for `address` on `interface` (arping duplicate address detection).
-
-    The VIP is held whenever heartbeat holds the resources, also while the master behind it is hung.
-    """
+    """True when some host answers ARP for `address` on `interface` (arping duplicate address detection). The VIP
+    is held whenever heartbeat holds the resources, also while the master behind it is hung."""
     cmd = ["arping", "-D", "-q", "-c", "2", "-w", str(timeout), "-I", interface, address]
     res = _run(cmd, timeout + 5)
     if res["retcode"] in (0, 1):
@@ -211,8 +207,8 @@ def node_state(cluster=None, vip=None, interface="eth0", port=9421, mountpoint=N
 
     Without arguments the settings come from the pillar (CLI); the beacon passes them from its config so it works
     with the Salt master down. Returns {"node", "cluster", "time", "heartbeat": heartbeat.state(), "vip", "mounted",
-    "active" (holds VIP or storage), "record" (read_record; record=False skips it), "vip_serves" (protocol probe of the VIP from a passive node, else None;
-    client=False skips it), "master": mfsmaster.health() on the active node else None, "drbd": normalized status or
+    "active" (holds VIP or storage), "record" (read_record; record=False skips it), "vip_serves" (protocol probe of
+    the VIP from a passive node, else None; client=False skips it), "master": mfsmaster.health() on the active node else None, "drbd": normalized status or
     None, "blockers": promotion blockers assuming the peer gave its role up (None unless drbd)}.
     `peer` is the peer's heartbeat node name, or {minion id: peer name} (one call serves both nodes)."""
     if isinstance(peer, dict):
@@ -310,9 +306,9 @@ def restart_master(cfg=None, grace=3, timeout=30, probe_timeout=1.0, expect_vers
 
     `-a` replays what DATA_PATH holds without a word about changes the master acknowledged but could not log, so
     it is not run when DATA_PATH does not reach `expect_version` (the version the master last reported healthy: the
-    beacon's last look), or when the storage was full (less free space than its reserve, which is given back first:
-    mfsha_storage.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with tail_checked) and tail_checked is not set; a
-    start that `mfsmaster -a` stops at a changelog hole is no start either. Then it returns {"started": False,
+    beacon's last look), or when the storage was full (less free space than its reserve, given back first:
+    mfsha_storage.keep_reserve; mfsha_mfs.WAS_FULL stays until a restart with tail_checked) and tail_checked is not
+    set; a start that `mfsmaster -a` stops at a changelog hole is no start either. Then it returns {"started": False,
     "refused": "missing_changes", "reason", "gap", "was_running", "killed", "released_reserve", "hold"}: the runner
     compares with the metaloggers, fills in what they hold and asks again with tail_checked.
 
@@ -393,9 +389,11 @@ def status():
     args = _check_args(cfg)
     me = node_state()
     port = int(args["port"])
-    return {"cluster": args["cluster"], "node": me["node"], "active": me["active"], "vip_serves": serves(args["vip"], port),
+    drbd, book = me["drbd"] or {}, note()
+    return {"cluster": args["cluster"], "node": me["node"], "active": me["active"],
+            "vip_serves": serves(args["vip"], port),
             "peer": {"id": cfg["peer"]["id"], "heartbeat": me["heartbeat"]["peer"],
                      "serves": serves(args["peer_address"], port),
-                     "drbd_role": (me["drbd"] or {}).get("peer_role"), "drbd_disk": (me["drbd"] or {}).get("peer_disk")},
-            "maintenance": cfg["failover"]["maintenance"] or bool(note().get("maintenance")),
-            "last_failover": note().get("last"), "self": me}
+                     "drbd_role": drbd.get("peer_role"), "drbd_disk": drbd.get("peer_disk")},
+            "maintenance": cfg["failover"]["maintenance"] or bool(book.get("maintenance")),
+            "last_failover": book.get("last"), "self": me}

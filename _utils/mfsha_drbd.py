@@ -2,19 +2,17 @@
 
 Every status source is normalized to one shape, in DRBD 9 vocabulary, keyed by resource name:
 
-    {"name", "role", "disk", "connection", "replication", "peer_role", "peer_disk",
-     "sync_done", "split_brain", "volumes", "peers", "source", "raw"}
+    {"name", "role", "disk", "connection", "replication", "peer_role", "peer_disk", "sync_done", "split_brain",
+     "volumes", "peers", "source", "raw"}
 
 - volumes: {volume_nr: {"minor", "disk", "raw"}}
-- peers: {peer_name: {"connection", "role", "volumes": {nr: {"replication", "peer_disk", "sync_done", "raw"}},
-  "raw"}}
+- peers: {peer_name: {"connection", "role", "volumes": {nr: {"replication", "peer_disk", "sync_done", "raw"}}, "raw"}}
 - The flat peer fields describe the first peer by name (a two-node pair has one); `disk` is the worst volume.
 - sync_done: percent of a running resync (SyncSource/SyncTarget/PausedSync*), else None.
 - split_brain: True on positive evidence, False while a peer is connected or connecting, None when StandAlone:
   a split brain and a plain disconnect look the same in every status output (see split_brain_in_log).
 - /proc/drbd of DRBD 8.4 names no resources: its entries are keyed "minor:N".
 """
-
 import json
 import re
 
