@@ -358,27 +358,24 @@ def data_path_ok(cfg=None):
         out.update(metadata_file=state["metadata_file"], metadata_version=state["metadata_version"],
                    version=state["version"], hole=state["hole"],
                    changelogs={n: list(r) for n, r in state["changelogs"].items()})
-        problems.extend(state["refused"])
-        if state["metadata_file"] is None:
-            problems.append("no metadata.mfs or metadata.mfs.back in {} (seed a new one from "
-                            "/var/lib/mfs/metadata.mfs.empty)".format(data_path))
-        if state["hole"]:
-            h = state["hole"]
-            problems.append("changelog hole: changes {}..{} missing between {} and {}; mfsmaster -a will "
-                            "refuse (copy the metaloggers' changelog_ml*.mfs into DATA_PATH)".format(
-                                h["from"], h["to"], h["after"] or state["metadata_file"], h["before"]))
+        problems.extend(mfsha_mfs.disk_problems(state, data_path))
+    _check_lock(data_path, out)
+    out["ok"] = not problems
+    return out
+
+
+def _check_lock(data_path, out):
+    """data_path_ok's lock check: who holds .mfsmaster.lock (out["lock_pid"]); a holder that is no mfsmaster, or a
+    lock that cannot be read, is one of out["problems"]."""
     lock = os.path.join(data_path, ".mfsmaster.lock")
     if os.path.lexists(lock):
         try:
             out["lock_pid"] = mfsha_mfs.lock_holder(lock)
         except OSError as exc:
-            problems.append(str(exc))
+            out["problems"].append(str(exc))
         comm = _proc_state(out["lock_pid"])[0]
         if out["lock_pid"] is not None and comm != "mfsmaster":
-            problems.append("{} is locked by pid {} ({}), not mfsmaster".format(
-                lock, out["lock_pid"], comm or "?"))
-    out["ok"] = not problems
-    return out
+            out["problems"].append(f"{lock} is locked by pid {out['lock_pid']} ({comm or '?'}), not mfsmaster")
 
 
 def _proc(pid, name):

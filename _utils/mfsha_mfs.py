@@ -382,3 +382,17 @@ def probe(host, port, timeout=1.0):
         return False, time.monotonic() - start, str(exc)
     detail = "mfsmaster {version} {state} metadata version {metadata_version}".format(**info)
     return True, info["latency_s"], detail
+
+
+def disk_problems(state, data_path):
+    """Why `mfsmaster -a` cannot start from DATA_PATH's disk_state STATE (data_path_ok's problems), [] if none."""
+    problems = list(state["refused"])
+    if state["metadata_file"] is None:
+        problems.append(f"no metadata.mfs or metadata.mfs.back in {data_path} (seed a new one from "
+                        "/var/lib/mfs/metadata.mfs.empty)")
+    if state["hole"]:
+        h = state["hole"]
+        problems.append(f"changelog hole: changes {h['from']}..{h['to']} missing between "
+                        f"{h['after'] or state['metadata_file']} and {h['before']}; mfsmaster -a will refuse (copy "
+                        "the metaloggers' changelog_ml*.mfs into DATA_PATH)")
+    return problems

@@ -65,9 +65,7 @@ def _unknown_keys(path, given, defaults):
         if key not in defaults:
             raise PillarError(f"{path}:{key}", HIDE, f"is not a known key (known: {', '.join(sorted(defaults))})")
         if isinstance(defaults[key], dict) and key not in FREE_FORM:
-            if not isinstance(val, dict):
-                raise PillarError(f"{path}:{key}", val, "must be a mapping")
-            _unknown_keys(f"{path}:{key}", val, defaults[key])
+            _unknown_keys(f"{path}:{key}", _typed(f"{path}:{key}", val, dict, "a mapping"), defaults[key])
 
 
 def _token(path, value, what="a plain value (no spaces, quotes, newlines or shell metacharacters)"):
@@ -82,10 +80,14 @@ def _int(path, value, lo, hi):
     return value
 
 
-def _bool(path, value):
-    if not isinstance(value, bool):
-        raise PillarError(path, value, "must be true or false")
+def _typed(path, value, kind, what):
+    if not isinstance(value, kind):
+        raise PillarError(path, value, f"must be {what}")
     return value
+
+
+def _bool(path, value):
+    return _typed(path, value, bool, "true or false")
 
 
 def _ip(path, value):
@@ -117,15 +119,11 @@ def _secret(path, value):
 
 
 def _list(path, value):
-    if not isinstance(value, list):
-        raise PillarError(path, value, "must be a list")
-    return value
+    return _typed(path, value, list, "a list")
 
 
 def _config_map(path, value):
-    if not isinstance(value, dict):
-        raise PillarError(path, value, "must be a mapping of KEY: value")
-    for key, val in value.items():
+    for key, val in _typed(path, value, dict, "a mapping of KEY: value").items():
         if not CFG_KEY.match(str(key)):
             raise PillarError(f"{path}:{key}", val, "has a key that is not an UPPER_CASE config name")
         if str(key).endswith("_PORT"):
@@ -286,9 +284,7 @@ def validate_cluster(name, pillar_cluster, defaults):
     path = f"{ROOT}:{name}"
     if not NAME.match(str(name)):
         raise PillarError(path, name, "is not a valid cluster name")
-    if not isinstance(pillar_cluster, dict):
-        raise PillarError(path, pillar_cluster, "must be a mapping")
-    _unknown_keys(path, pillar_cluster, defaults)
+    _unknown_keys(path, _typed(path, pillar_cluster, dict, "a mapping"), defaults)
     c = merge(defaults, pillar_cluster)
     c["name"] = str(name)
     c["nodes"] = _nodes(path, c)

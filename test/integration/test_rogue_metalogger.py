@@ -1,8 +1,9 @@
 """A rogue metalogger (issue 21 item 4): the client minion, matched by the metalogger targets, answers
-mfsmaster.changelog_since with crafted changelog lines while the loop fills a changelog hole (faults_rogue). The fill
-must refuse and say which minion, write nothing into DATA_PATH (checksums of its changelog files before and after),
-lose no acknowledged byte and never run two masters; the operator recovery from the real metalogger (mfs-cs1) brings
-the service back, and the rogue's module and the pillar are restored with the fault."""
+mfsmaster.changelog_since with crafted changelog lines while the loop fills a changelog hole
+(mfshalab/faults/rogue.py). The fill must refuse and say which minion, write nothing into DATA_PATH (checksums of
+its changelog files before and after), lose no acknowledged byte and never run two masters; the operator recovery
+from the real metalogger (mfs-cs1) brings the service back, and the rogue's module and the pillar are restored with
+the fault."""
 import pytest
 
 from mfshalab.faults import rogue as faults_rogue

@@ -1,7 +1,7 @@
 """Root never follows a link the mfs user planted on the storage (issue 21 item 3), on the lab with the real beacon,
 Salt, mfsmaster and metalogger. Each test plants links as the mfs user (runuser) at the names root writes there,
-each to its own bait file outside the storage (faults_security), forces the code path that writes the name, and
-shows every bait unchanged (content, owner, mode), the refusal reported where a file is read, the cluster serving
+each to its own bait file outside the storage (mfshalab/faults/security.py), forces the code path that writes the
+name, and shows every bait unchanged (content, owner, mode), the refusal reported where a file is read, the cluster serving
 and no acknowledged byte lost. test_faults.py runs the same plants through the loop (fault symlink_in_data_path)."""
 import json
 import os

@@ -35,7 +35,8 @@ def test_example_paris_preferred_node(formula, tmp_path):
     # here nothing runs heartbeat or serves on the VIP: the preferred node bootstraps, so it writes the master's
     # files onto the storage it mounts itself
     assert sorted(files) == ["/etc/drbd.d/r0.res", "/etc/ha.d/authkeys", "/etc/ha.d/ha.cf", "/etc/ha.d/haresources",
-                             "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster", "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
+                             "/etc/ha.d/resource.d/MFSGuard", "/etc/ha.d/resource.d/MFSMaster",
+                             "/mfsconf/mfsexports.cfg", "/mfsconf/mfsmaster.cfg",
                              "/usr/local/sbin/mfsha-drbd-split-brain", "/usr/local/sbin/mfsha-fence-peer",
                              "/usr/local/sbin/mfsha-selffence", "/usr/local/sbin/mfsha-tickle",
                              "/usr/local/sbin/mfsha-witness"]
@@ -53,6 +54,15 @@ def test_example_paris_preferred_node(formula, tmp_path):
     assert lines(files["/etc/ha.d/authkeys"]) == ["auth 1", "1 sha1 5b0d2e9a7c4f1386"]
     assert lines(files["/etc/ha.d/haresources"]) == [
         "paris-mfs1 MFSGuard drbddisk::r0 Filesystem::/dev/drbd0::/mfsconf::ext4 IPaddr2::10.20.0.10/24/eth0 MFSMaster"]
+    resource_scripts_of_the_example(f, files)
+    drbd_res_of_the_example(files)
+    drbd_res_both_generations(f, tmp_path, "paris-mfs1", "r0")
+    # no ping nodes in the example: the witness rule falls back to "a silent peer is dead"
+    assert 'NODES=""' in files["/usr/local/sbin/mfsha-witness"]
+
+
+def resource_scripts_of_the_example(f, files):
+    """MFSGuard and MFSMaster as paris-mfs1 of the example gets them."""
     guard = files["/etc/ha.d/resource.d/MFSGuard"]  # partition guard: refuses while the VIP answers ARP
     assert "VIP=10.20.0.10" in guard and "IFACE=eth0" in guard
     assert 'timeout --preserve-status -s INT 0.5 arping -D -q -c 1 -w 1 -I "$IFACE" "$VIP"' in guard
@@ -71,6 +81,10 @@ def test_example_paris_preferred_node(formula, tmp_path):
         dispatch = script[script.rindex('case "$1" in'):]
         assert all(f"\n{a}) " in dispatch and f"_{a}() {{" in script for a in actions), dispatch
         assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+
+
+def drbd_res_of_the_example(files):
+    """r0.res as paris-mfs1 of the example gets it."""
     res = lines(files["/etc/drbd.d/r0.res"])
     for want in ["resource r0 {", "device /dev/drbd0;", "protocol C;", "cram-hmac-alg sha1;",
                  'shared-secret "9c1e7f0b52d84a3e";', "after-sb-0pri discard-zero-changes;",
@@ -79,9 +93,6 @@ def test_example_paris_preferred_node(formula, tmp_path):
         assert want in res, want
     # fencing by default: a disconnected node is promoted only under the witness rule
     assert 'fence-peer "/usr/local/sbin/mfsha-fence-peer";' in res and "fencing resource-only;" in res
-    drbd_res_both_generations(f, tmp_path, "paris-mfs1", "r0")
-    # no ping nodes in the example: the witness rule falls back to "a silent peer is dead"
-    assert 'NODES=""' in files["/usr/local/sbin/mfsha-witness"]
 
 
 def test_example_other_node_joins_once_the_cluster_serves(formula):

@@ -27,6 +27,13 @@ def status(fake, state, node, when="*", next_state=None):
     fake.on(JSON, D / f"live-9/drbdsetup-status-json__{state}__{node}.txt", state=when, next_state=next_state)
 
 
+def moves(fake, before, cmd, after, node="mfsmaster1"):
+    """The fake DRBD of NODE: status BEFORE (fake state "default") until CMD runs, then AFTER (fake state CMD)."""
+    status(fake, before, node, when="default")
+    fake.on(cmd, state="default", next_state=cmd)
+    status(fake, after, node, when=cmd)
+
+
 def test_module_loads_through_salt_loader(loaders):  # Salt 3008 ships no drbd module of its own
     assert "drbd.split_brain" in loaders.modules and "drbd.wait_synced" in loaders.modules
 
@@ -69,9 +76,7 @@ def test_initialized(loaders, fake):
 
 
 def test_promoted(loaders, fake):
-    status(fake, "connected-secondary-secondary-uptodate", "mfsmaster1", when="default")
-    fake.on("drbdadm primary r0", state="default", next_state="primary")
-    status(fake, "connected-primary-uptodate", "mfsmaster1", when="primary")
+    moves(fake, "connected-secondary-secondary-uptodate", "drbdadm primary r0", "connected-primary-uptodate")
     ret = loaders.states.drbd.promoted(name="r0", test=True)
     assert ret.result is None and "would promote r0" in ret.comment and fake.state == "default"
     ret = loaders.states.drbd.promoted(name="r0")
@@ -105,11 +110,9 @@ def test_promoted_refused_on_84_via_text_fallback(loaders, fake):
 
 
 def test_promoted_force_for_initial_sync(loaders, fake):
-    status(fake, "connected-secondary-inconsistent", "mfsmaster1", when="default")
-    fake.on("drbdadm primary --force r0", state="default", next_state="sync")
-    status(fake, "syncsource-primary", "mfsmaster1", when="sync")
+    moves(fake, "connected-secondary-inconsistent", "drbdadm primary --force r0", "syncsource-primary")
     ret = loaders.states.drbd.promoted(name="r0", force=True)
-    assert ret.result is True and "(forced)" in ret.comment and fake.state == "sync"
+    assert ret.result is True and "(forced)" in ret.comment and fake.state == "drbdadm primary --force r0"
 
 
 def test_promoted_force_is_not_used_when_not_needed(loaders, fake):
@@ -121,9 +124,7 @@ def test_promoted_force_is_not_used_when_not_needed(loaders, fake):
 
 
 def test_demoted(loaders, fake):
-    status(fake, "connected-primary-uptodate", "mfsmaster1", when="default")
-    fake.on("drbdadm secondary r0", state="default", next_state="secondary")
-    status(fake, "connected-secondary-secondary-uptodate", "mfsmaster1", when="secondary")
+    moves(fake, "connected-primary-uptodate", "drbdadm secondary r0", "connected-secondary-secondary-uptodate")
     assert loaders.states.drbd.demoted(name="r0", test=True).result is None
     ret = loaders.states.drbd.demoted(name="r0")
     assert ret.result is True and ret.changes == {"role": {"old": "Primary", "new": "Secondary"}}

@@ -1,6 +1,7 @@
 """Two qemu (TCG) VMs, mfs-a and mfs-b, on a private UDP link, each with its own DRBD disk; a control channel
 (virtio port, see guest/mfsha-init) runs scripts and returns exit code, stdout and stderr."""
 import base64
+import contextlib
 import ctypes
 import os
 import shutil
@@ -27,13 +28,12 @@ def _die_with_parent():
 
 
 def free_udp_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    """N UDP ports free on 127.0.0.1 right now (for qemu's socket netdevs); every socket is closed, also on error."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 @dataclass
