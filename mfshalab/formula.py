@@ -13,7 +13,7 @@ UTILS = os.path.join(REPO, "_utils")
 if UTILS not in sys.path:
     sys.path.insert(0, UTILS)
 
-from mfsha_files import tmp_name  # noqa: E402  (the formula's own temporary names)
+from mfsha_files import tmp_name, write_durably  # noqa: E402  (the formula's own temporary names and writer)
 from mfsha_pillar import merge  # noqa: E402  (the lab pillar merges like the formula's defaults do)
 
-__all__ = ["REPO", "UTILS", "VENV_BIN", "merge", "tmp_name"]
+__all__ = ["REPO", "UTILS", "VENV_BIN", "merge", "tmp_name", "write_durably"]

@@ -1,8 +1,9 @@
 """The fault report: repeated runs of one fault summed up into one record of faults/report.json (tools/faults.py),
 and the RTO summary of tools/bench.py's results.json. Records in, records out; write_report writes the file."""
 import json
-import os
 import statistics
+
+from mfshalab.formula import write_durably
 
 
 def rto_summary(runs):
@@ -52,6 +53,4 @@ def write_report(path, records, old=()):
     """PATH = OLD's records of other faults + RECORDS, written whole through a temporary file: a reader (or a late
     failure) never sees half a report."""
     labels = {r["fault"] for r in records}
-    with open(path + ".tmp", "w") as f:
-        json.dump([r for r in old if r["fault"] not in labels] + list(records), f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_durably(path, json.dumps([r for r in old if r["fault"] not in labels] + list(records), indent=1))

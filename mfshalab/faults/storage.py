@@ -5,6 +5,7 @@ import time
 
 from mfshalab.faults.common import host_path, resume_all, signal_master, wait_client, write
 from mfshalab.faults.recovery import held_by, on_storage, operator_recovery
+from mfshalab.formula import write_durably
 from mfshalab.hosts import LabError, wait_for
 
 FILL = ".mfsha-fault-fill"
@@ -64,11 +65,9 @@ def changelog_hole(data_dir):
         raise LabError(f"changelog.0.mfs has only {len(entries)} entries: no hole to make")
     cut = entries[len(entries) // 3: 2 * len(entries) // 3]
     gone = (lines[cut[0]].split(b":")[0].decode(), lines[cut[-1]].split(b":")[0].decode())
-    st = os.stat(path)
-    with open(path + ".tmp", "wb") as f:
-        f.write(b"\n".join(line for i, line in enumerate(lines) if i not in set(cut)))
-    os.chown(path + ".tmp", st.st_uid, st.st_gid)
-    os.replace(path + ".tmp", path)
+    st, cut = os.stat(path), set(cut)
+    write_durably(path, b"\n".join(line for i, line in enumerate(lines) if i not in cut), (st.st_uid, st.st_gid),
+                  st.st_mode & 0o7777)
     return gone
 
 
