@@ -6,6 +6,7 @@ Everything of the host runs below it (nsenter --all -t <this pid>), so killing i
 the kernel kills every process of the PID namespace and drops the host's mounts.
 Runs with the system python3, no imports beyond the stdlib.
 """
+import ctypes
 import os
 import signal
 import socket
@@ -26,6 +27,31 @@ RUN_DIRS = (("lock", 0o1777, None), ("heartbeat", 0o750, "hacluster"), ("heartbe
             ("heartbeat/crm", 0o750, "hacluster"), ("heartbeat/dopd", 0o750, "hacluster"),
             ("crm", 0o750, "hacluster"), ("resource-agents", 0o1755, None), ("mfs", 0o755, "mfs"),
             ("sendsigs.omit.d", 0o755, None))
+
+
+# Dirs this host mounts a fresh tmpfs on. A repository cloned below one of them (/tmp/x) is bound back at its own
+# path, so the lab's Salt master still serves it (file_roots) and its .venv link still resolves.
+PRIVATE = ("/run", "/tmp")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MS_BIND = 4096
+
+
+def hold_repo():
+    """An O_PATH handle on the repository when a private mount is about to hide it, else None."""
+    if any(REPO.startswith(d + "/") for d in PRIVATE):
+        return os.open(REPO, os.O_PATH | os.O_DIRECTORY)
+    return None
+
+
+def bind_back(fd):
+    """Bind the held repository back at its path under the fresh tmpfs, through mount(2) on the handle (mount(8)
+    would resolve /proc/self/fd/N to the path, which is by now the new empty dir)."""
+    os.makedirs(REPO, exist_ok=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(f"/proc/self/fd/{fd}".encode(), REPO.encode(), None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"binding the repository back at {REPO}: {os.strerror(err)}")
+    os.close(fd)
 
 
 def sh(*cmd):
@@ -92,9 +118,12 @@ def setup(name, hostdir, hosts_lines):
     for d in BINDS:
         os.makedirs(f"{hostdir}/{d}", exist_ok=True)
         sh("mount", "--bind", f"{hostdir}/{d}", f"/{d}")
+    repo = hold_repo()
     private_dev()
     sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
     sh("mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp")
+    if repo is not None:
+        bind_back(repo)
     # lets the lab abort this host's FUSE connections: a process stuck in FUSE writeback ignores SIGKILL
     subprocess.run(["mount", "-t", "fusectl", "none", "/sys/fs/fuse/connections"], check=False)
     for d, mode, owner in RUN_DIRS:
