@@ -32,13 +32,9 @@ def _run(args, timeout=3, check=False):
 
 
 def _node():
-    """The settings the moves need: the VIP, its interface, the storage's mountpoint, the peer's heartbeat name."""
-    cfg = __salt__["mfsha.settings"]()
-    if "master" not in cfg["roles"]:
-        raise CommandExecutionError(f"mfsha: {__grains__['id']} is not a master node of any cluster")
-    return {"vip": cfg["vip"]["address"], "interface": cfg["vip"]["interface"], "port":
-            cfg["master"]["config"]["MATOCL_LISTEN_PORT"], "mountpoint": cfg["storage"]["mountpoint"],
-            "peer": cfg["peer"]["hostname"]}
+    """The settings the moves need (the VIP, its interface, the port, the storage's mountpoint, the peer's heartbeat
+    name): node_state's arguments for this node, built in one place (mfsha.node_args; raises on a non-master)."""
+    return __salt__["mfsha.node_args"]()
 
 
 def _held(node):
